@@ -1,0 +1,71 @@
+"""algajobs: background jobs on Temporal, with a PostgreSQL queue as fallback.
+
+Everything public is importable from here::
+
+    from algajobs import JobRegistry, JobContext, RetryPolicy, create_runner, Settings
+"""
+
+from __future__ import annotations
+
+from .context import JobContext
+from .enums import JobStatus, RunnerType
+from .errors import (
+    AlgaJobsError,
+    ConfigurationError,
+    EngineUnavailableError,
+    InvalidJobIdError,
+    InvalidRunAtError,
+    InvalidScheduleError,
+    InvalidTenantError,
+    JobCancelledError,
+    JobNotFoundError,
+    JobStateError,
+    PayloadTooLargeError,
+    PayloadValidationError,
+    RunnerStateError,
+    UnknownJobError,
+    ValidationError,
+)
+from .factory import create_runner
+from .fallback import PostgresRunner
+from .migrations import migrate
+from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from .registry import JobDefinition, JobRegistry
+from .retry import RetryPolicy
+from .runner import JobRunner, RunnerState
+from .settings import Settings
+
+__all__ = [
+    "AlgaJobsError",
+    "ConfigurationError",
+    "EngineHealth",
+    "EngineUnavailableError",
+    "HealthReport",
+    "InvalidJobIdError",
+    "InvalidRunAtError",
+    "InvalidScheduleError",
+    "InvalidTenantError",
+    "JobCancelledError",
+    "JobContext",
+    "JobDefinition",
+    "JobDetail",
+    "JobInfo",
+    "JobNotFoundError",
+    "JobRegistry",
+    "JobRunner",
+    "JobStateError",
+    "JobStatus",
+    "PayloadTooLargeError",
+    "PayloadValidationError",
+    "PostgresRunner",
+    "RetryPolicy",
+    "RunnerState",
+    "RunnerStateError",
+    "RunnerType",
+    "ScheduleResult",
+    "Settings",
+    "UnknownJobError",
+    "ValidationError",
+    "create_runner",
+    "migrate",
+]

@@ -1,0 +1,112 @@
+"""The typed context every handler receives, whichever engine runs it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+from uuid import UUID
+
+from .enums import JobStatus
+from .errors import JobCancelledError, ValidationError
+
+
+class JobReporter(Protocol):
+    """What an engine provides so a handler can report from inside a run."""
+
+    async def report_progress(self, progress: int, message: str | None) -> None:
+        """Persist the job's progress (0..100) and message."""
+
+    async def add_detail(
+        self,
+        step_name: str,
+        status: JobStatus,
+        result: Any,
+        metadata: dict[str, Any] | None,
+    ) -> UUID:
+        """Write one ``job_details`` row and return its id."""
+
+
+class JobContext:
+    """A handler's view of the job it runs: ids, attempt, reporting and cancellation."""
+
+    def __init__(
+        self,
+        *,
+        job_id: UUID,
+        tenant_id: str,
+        job_name: str,
+        attempt: int,
+        user_id: str | None,
+        reporter: JobReporter,
+    ) -> None:
+        self.job_id = job_id
+        self.tenant_id = tenant_id
+        self.job_name = job_name
+        self.attempt = attempt
+        """1 for the first run, 2 for the first retry, and so on."""
+        self.user_id = user_id
+        self._reporter = reporter
+        self._cancelled = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self.cancel_reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancellation was requested; the handler should stop soon."""
+        return self._cancelled.is_set()
+
+    def request_cancel(self, reason: str | None = None) -> None:
+        """Mark the job cancelled (called by the engine, not by handlers)."""
+        if not self._cancelled.is_set():
+            self.cancel_reason = reason
+            self._cancelled.set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`JobCancelledError` if cancellation was requested."""
+        if self.cancelled:
+            raise JobCancelledError(self.cancel_reason or "cancelled")
+
+    async def wait_cancelled(self) -> None:
+        """Return once cancellation is requested."""
+        await self._cancelled.wait()
+
+    async def report_progress(self, progress: int, message: str | None = None) -> None:
+        """Persist progress (an int 0..100) and an optional message; visible in status."""
+        if isinstance(progress, bool) or not isinstance(progress, int) or not 0 <= progress <= 100:
+            raise ValidationError(f"progress must be an int in 0..100, got {progress!r}")
+        await self._reporter.report_progress(progress, message)
+
+    async def add_detail(
+        self,
+        step_name: str,
+        *,
+        status: JobStatus | str = JobStatus.COMPLETED,
+        result: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> UUID:
+        """Record one step of the job as a ``job_details`` row; returns its id."""
+        if not step_name:
+            raise ValidationError("step_name must not be empty")
+        try:
+            detail_status = JobStatus(status)
+        except ValueError:
+            raise ValidationError(f"unknown detail status {status!r}") from None
+        return await self._reporter.add_detail(step_name, detail_status, result, metadata)
+
+    # Plain ``def`` handlers run in a worker thread; these let them report
+    # through the engine's event loop without owning one.
+    def report_progress_sync(self, progress: int, message: str | None = None) -> None:
+        """Blocking :meth:`report_progress` for plain ``def`` handlers."""
+        asyncio.run_coroutine_threadsafe(self.report_progress(progress, message), self._loop).result()
+
+    def add_detail_sync(
+        self,
+        step_name: str,
+        *,
+        status: JobStatus | str = JobStatus.COMPLETED,
+        result: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> UUID:
+        """Blocking :meth:`add_detail` for plain ``def`` handlers."""
+        coro = self.add_detail(step_name, status=status, result=result, metadata=metadata)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

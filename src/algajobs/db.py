@@ -1,0 +1,77 @@
+"""Connection pool and the retry wrapper for transient database errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from .errors import EngineUnavailableError
+from .settings import Settings
+
+log = logging.getLogger("algajobs.db")
+T = TypeVar("T")
+Row = dict[str, Any]
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[Row]]
+
+# Infrastructure errors worth retrying: the connection dropped or the server
+# restarts. Query bugs (ProgrammingError, IntegrityError...) are not retried.
+TRANSIENT = (psycopg.OperationalError, PoolTimeout)
+
+
+def connection_kwargs(settings: Settings) -> dict[str, Any]:
+    """Session settings every algajobs connection uses."""
+    return {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "options": f"-c search_path={settings.schema_name}",
+    }
+
+
+async def open_pool(settings: Settings, *, connect_timeout: float = 10.0) -> Pool:
+    """Open a pool on ``DATABASE_URL``; raises EngineUnavailableError if unreachable."""
+    pool: Pool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=settings.pool_size,
+        kwargs=connection_kwargs(settings),
+        connection_class=psycopg.AsyncConnection[Row],
+        open=False,
+        timeout=connect_timeout,
+        name=f"algajobs-{settings.schema_name}",
+    )
+    try:
+        await pool.open(wait=True, timeout=connect_timeout)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        await pool.close()
+        raise EngineUnavailableError(f"PostgreSQL unreachable at DATABASE_URL: {exc}") from exc
+    return pool
+
+
+async def with_retry(
+    operation: Callable[[], Awaitable[T]], *, deadline: float = 15.0, what: str = "database call"
+) -> T:
+    """Run ``operation``, retrying transient errors with backoff for up to ``deadline`` s."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(TRANSIENT),
+        stop=stop_after_delay(deadline),
+        wait=wait_exponential_jitter(initial=0.05, max=1.0),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "%s failed (%s); retrying", what, state.outcome.exception() if state.outcome else "?"
+        ),
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await operation()
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover

@@ -1,0 +1,83 @@
+"""The typed errors algajobs raises.
+
+Every error derives from :class:`AlgaJobsError`, so one ``except`` catches
+them all::
+
+    AlgaJobsError
+    ├── ConfigurationError          bad settings, named by environment variable
+    ├── ValidationError             bad input; nothing was written
+    │   ├── UnknownJobError         no handler registered under that name
+    │   ├── PayloadValidationError  payload failed the handler's model
+    │   ├── PayloadTooLargeError    serialized payload over the size limit
+    │   ├── InvalidScheduleError    bad cron expression or interval
+    │   ├── InvalidRunAtError       ``run_at`` without a timezone
+    │   ├── InvalidTenantError      malformed tenant id
+    │   └── InvalidJobIdError       malformed job id
+    ├── JobNotFoundError            no such job for this tenant
+    ├── JobStateError               the job's state forbids the operation
+    ├── RunnerStateError            runner used before ``__aenter__`` or after close
+    ├── EngineUnavailableError      no engine could accept the job
+    └── JobCancelledError           raised inside a handler to end it as cancelled
+"""
+
+from __future__ import annotations
+
+
+class AlgaJobsError(Exception):
+    """Base of every error raised by algajobs."""
+
+
+class ConfigurationError(AlgaJobsError):
+    """Settings are missing or invalid; the message names the variable."""
+
+
+class ValidationError(AlgaJobsError):
+    """Input was rejected before anything was written."""
+
+
+class UnknownJobError(ValidationError):
+    """No handler is registered under the given job name."""
+
+
+class PayloadValidationError(ValidationError):
+    """The payload does not satisfy the handler's payload model."""
+
+
+class PayloadTooLargeError(ValidationError):
+    """The serialized payload exceeds the configured size limit."""
+
+
+class InvalidScheduleError(ValidationError):
+    """A cron expression or interval string could not be parsed."""
+
+
+class InvalidRunAtError(ValidationError):
+    """``run_at`` must be a timezone-aware datetime."""
+
+
+class InvalidTenantError(ValidationError):
+    """The tenant id is empty, too long or has characters outside the allowed set."""
+
+
+class InvalidJobIdError(ValidationError):
+    """The job id is not a UUID."""
+
+
+class JobNotFoundError(AlgaJobsError):
+    """No job with this id exists for this tenant."""
+
+
+class JobStateError(AlgaJobsError):
+    """The job is in a state that does not allow the requested operation."""
+
+
+class RunnerStateError(AlgaJobsError):
+    """The runner is not open (use it as an async context manager)."""
+
+
+class EngineUnavailableError(AlgaJobsError):
+    """No engine could accept the job; nothing was written."""
+
+
+class JobCancelledError(AlgaJobsError):
+    """Raised by :meth:`JobContext.raise_if_cancelled`; ends the job as cancelled."""

@@ -1,0 +1,77 @@
+"""Running one claimed job's handler and reducing what happened to an outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+
+from ..context import JobContext
+from ..errors import JobCancelledError
+from ..registry import JobDefinition
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The handler returned; its result already encoded as JSON (None for no result)."""
+
+    result_json: str | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The handler raised or timed out."""
+
+    error: BaseException
+    retryable: bool = True
+
+    @property
+    def message(self) -> str:
+        """The error as stored in the job row."""
+        return f"{type(self.error).__name__}: {self.error}"
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """The handler stopped because cancellation was requested."""
+
+    reason: str
+
+
+Outcome = Completed | Failed | Cancelled
+
+
+class HandlerTimeoutError(TimeoutError):
+    """The handler ran longer than its registered timeout."""
+
+
+async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outcome:
+    """Run the handler under its timeout and classify the result; never raises."""
+    timeout = definition.timeout.total_seconds()
+    try:
+        result = await asyncio.wait_for(definition.invoke(ctx, data), timeout)
+    except JobCancelledError as exc:
+        return Cancelled(str(exc) or "cancelled")
+    except TimeoutError:
+        ctx.request_cancel("timed out")  # lets a plain-def handler in its thread notice
+        return Failed(HandlerTimeoutError(f"handler exceeded its timeout of {_human(definition.timeout)}"))
+    except pydantic.ValidationError as exc:
+        return Failed(exc, retryable=False)  # stored payload no longer fits the model
+    except Exception as exc:  # noqa: BLE001 - a handler may raise anything; it is recorded
+        return Failed(exc)
+    if ctx.cancelled:
+        return Cancelled(ctx.cancel_reason or "cancelled")
+    if result is None:
+        return Completed(None)
+    try:
+        return Completed(json.dumps(result, separators=(",", ":")))
+    except (TypeError, ValueError) as exc:
+        return Failed(TypeError(f"handler result is not JSON-serializable: {exc}"), retryable=False)
+
+
+def _human(delta: timedelta) -> str:
+    return f"{delta.total_seconds():g}s"

@@ -1,0 +1,316 @@
+"""The PostgreSQL worker: claims jobs in batches, runs handlers, reports outcomes.
+
+Loops, each small: *fetch* (claim when slots are free, else wait for a
+notification, a delayed job's due time, or the poll interval), *flush*
+(completions written in batches), *heartbeat* (leases extended, cancel
+requests picked up), *maintenance* (expired leases recovered, old jobs
+pruned) and *schedules* (due recurring ticks enqueued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid4
+
+from ..context import JobContext
+from ..db import Pool
+from ..enums import JobStatus
+from ..errors import UnknownJobError
+from ..registry import JobDefinition, JobRegistry
+from ..settings import Settings
+from ..store import JobStore, StoreReporter
+from . import schedules
+from .execution import Cancelled, Completed, Failed, Outcome, execute
+from .listener import Listener
+from .queue import ClaimedJob, QueueOps
+
+log = logging.getLogger("algajobs.worker")
+_PRUNE_EVERY = 600.0
+_ERROR_PAUSE = 0.5
+
+
+class WorkerState(StrEnum):
+    """Lifecycle of a worker."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass
+class _Running:
+    job: ClaimedJob
+    ctx: JobContext
+    task: asyncio.Task[None] = field(repr=False)
+
+
+@dataclass
+class WorkerStats:
+    """Counts since start, for progress display and tests."""
+
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+
+
+class PostgresWorker:
+    """Runs jobs from the PostgreSQL queue with bounded concurrency."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        settings: Settings,
+        registry: JobRegistry,
+        store: JobStore,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self.state = WorkerState.NEW
+        self.stats = WorkerStats()
+        self._pool = pool
+        self._settings = settings
+        self._registry = registry
+        self._store = store
+        self._ops = QueueOps(pool, self.worker_id, settings.lease_duration)
+        self._running: dict[UUID, _Running] = {}
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._next_due: float | None = None
+        self._completions: list[tuple[str, UUID, str | None]] = []
+        self._completion_ready = asyncio.Event()
+        self._listener = Listener(settings, on_due=self._on_due, on_cancel=self._on_cancel)
+        self._fetcher: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs this worker is running now."""
+        return len(self._running)
+
+    async def start(self) -> None:
+        """Start every loop; returns at once, work continues in the background."""
+        if self.state is not WorkerState.NEW:
+            raise RuntimeError(f"worker is {self.state}, it can start only once")
+        self.state = WorkerState.RUNNING
+        self._fetcher = asyncio.create_task(self._fetch_loop(), name="algajobs-fetch")
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self._listener.run,
+            self._flush_loop,
+            self._heartbeat_loop,
+            self._maintenance_loop,
+            self._schedule_loop,
+        ]
+        self._background = [asyncio.create_task(loop(), name=f"algajobs-{loop.__name__}") for loop in loops]
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop fetching; let running jobs finish for ``grace`` s, then hand the rest back."""
+        if self.state is not WorkerState.RUNNING:
+            return
+        self.state = WorkerState.STOPPING
+        grace = self._settings.shutdown_grace.total_seconds() if grace is None else grace
+        self._wake.set()
+        self._slot_freed.set()
+        if self._fetcher:
+            await self._fetcher  # finishes its current claim, so nothing claimed is dropped
+        running = list(self._running.values())
+        if running:
+            log.info("waiting up to %.1fs for %d running job(s)", grace, len(running))
+            await asyncio.wait([r.task for r in running], timeout=grace)
+        leftovers = list(self._running.values())
+        for item in leftovers:
+            item.ctx.request_cancel("worker shutting down")
+            item.task.cancel()
+        await asyncio.gather(*(r.task for r in leftovers), return_exceptions=True)
+        try:
+            await self._ops.release([r.job for r in leftovers])
+            await self._flush()
+        finally:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            self.state = WorkerState.STOPPED
+        if leftovers:
+            log.info("handed %d unfinished job(s) back to the queue", len(leftovers))
+
+    # -- notifications -------------------------------------------------------
+
+    def _on_due(self, epoch: float | None) -> None:
+        if epoch is None or epoch <= time.time():
+            self._wake.set()
+        elif self._next_due is None or epoch < self._next_due:
+            self._next_due = epoch
+
+    def _on_cancel(self, job_id: UUID) -> None:
+        item = self._running.get(job_id)
+        if item:
+            item.ctx.request_cancel("cancel requested")
+
+    # -- fetch ---------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        batch = self._settings.fetch_batch_size
+        concurrency = self._settings.worker_concurrency
+        while self.state is WorkerState.RUNNING:
+            free = concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            want = min(free, batch)
+            self._wake.clear()
+            try:
+                jobs = await self._ops.claim(want)
+            except Exception:
+                log.exception("claiming jobs failed; retrying")
+                await asyncio.sleep(_ERROR_PAUSE)
+                continue
+            for job in jobs:
+                self._spawn(job)
+            if len(jobs) < want:
+                await self._idle_wait()
+
+    async def _idle_wait(self) -> None:
+        timeout = self._settings.poll_interval.total_seconds()
+        if self._next_due is not None:
+            until = self._next_due - time.time()
+            if until <= 0:
+                self._next_due = None
+                return
+            timeout = min(timeout, until)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _spawn(self, job: ClaimedJob) -> None:
+        reporter = StoreReporter(self._store, job.tenant_id, job.job_id, job.attempt)
+        ctx = JobContext(
+            job_id=job.job_id,
+            tenant_id=job.tenant_id,
+            job_name=job.name,
+            attempt=job.attempt,
+            user_id=job.user_id,
+            reporter=reporter,
+        )
+        if job.cancel_requested:
+            ctx.request_cancel("cancel requested")
+        task = asyncio.create_task(self._run_job(job, ctx))
+        self._running[job.job_id] = _Running(job, ctx, task)
+
+    async def _run_job(self, job: ClaimedJob, ctx: JobContext) -> None:
+        try:
+            try:
+                definition = self._registry.get(job.name)
+            except UnknownJobError as exc:
+                await self._ops.finish(job, JobStatus.FAILED, str(exc))
+                self.stats.failed += 1
+                return
+            outcome = await execute(definition, ctx, job.data)
+            await self._record(job, definition, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The outcome could not be written even after retries; the lease
+            # expires and another attempt picks the job up.
+            log.exception("recording the outcome of job %s failed", job.job_id)
+        finally:
+            self._running.pop(job.job_id, None)
+            self._slot_freed.set()
+
+    async def _record(self, job: ClaimedJob, definition: JobDefinition, outcome: Outcome) -> None:
+        match outcome:
+            case Completed(result_json):
+                self._completions.append((job.tenant_id, job.job_id, result_json))
+                self._completion_ready.set()
+                self.stats.completed += 1
+            case Cancelled(reason):
+                await self._ops.finish(job, JobStatus.CANCELLED, reason)
+                self.stats.cancelled += 1
+            case Failed() as failed:
+                retry = definition.retry
+                if (
+                    failed.retryable
+                    and job.attempt < job.max_attempts
+                    and retry.should_retry(job.attempt, failed.error)
+                ):
+                    await self._ops.retry_later(job, failed.message, retry.delay_after(job.attempt))
+                    self.stats.retried += 1
+                else:
+                    await self._ops.finish(job, JobStatus.FAILED, failed.message)
+                    self.stats.failed += 1
+                log.warning(
+                    "job %s (%s, tenant %s) attempt %d failed: %s",
+                    job.job_id,
+                    job.name,
+                    job.tenant_id,
+                    job.attempt,
+                    failed.message,
+                )
+
+    # -- background loops ----------------------------------------------------
+
+    async def _flush(self) -> None:
+        batch = list(self._completions)
+        if batch:
+            await self._ops.complete(batch)
+            # Appends during the await landed after the batch; keep them.
+            del self._completions[: len(batch)]
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._completion_ready.wait()
+            self._completion_ready.clear()
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("writing completions failed; will retry")
+                self._completion_ready.set()
+                await asyncio.sleep(_ERROR_PAUSE)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self._settings.lease_duration.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not self._running:
+                continue
+            try:
+                for job_id in await self._ops.heartbeat():
+                    self._on_cancel(job_id)
+            except Exception:
+                log.exception("extending leases failed")
+
+    async def _maintenance_loop(self) -> None:
+        interval = min(self._settings.lease_duration.total_seconds() / 2, 5.0)
+        last_prune = 0.0
+        while True:
+            try:
+                if await self._ops.recover_expired():
+                    self._wake.set()
+                if time.monotonic() - last_prune > _PRUNE_EVERY:
+                    last_prune = time.monotonic()
+                    await self._ops.prune(self._settings.retention)
+            except Exception:
+                log.exception("queue maintenance failed")
+            await asyncio.sleep(interval)
+
+    async def _schedule_loop(self) -> None:
+        cap = self._settings.poll_interval
+        while True:
+            try:
+                while await schedules.fire_due(self._pool):
+                    pass
+                pause = await schedules.seconds_until_next(self._pool, cap)
+            except Exception:
+                log.exception("firing recurring schedules failed")
+                pause = _ERROR_PAUSE
+            await asyncio.sleep(max(pause, 0.01))

@@ -1,0 +1,129 @@
+"""Handler registration: job names mapped to typed handlers and their policies."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import re
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+
+from .context import JobContext
+from .errors import PayloadValidationError, UnknownJobError, ValidationError
+from .retry import RetryPolicy
+
+Handler = Callable[[JobContext, Any], Any]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """One registered handler with its payload type, retry policy and timeout."""
+
+    name: str
+    handler: Handler
+    payload_type: Any
+    retry: RetryPolicy
+    timeout: timedelta
+    is_async: bool
+    _adapter: pydantic.TypeAdapter[Any] = field(repr=False, compare=False)
+
+    def validate_payload(self, data: Any) -> Any:
+        """Return ``data`` as JSON-ready Python values, or raise PayloadValidationError."""
+        if isinstance(data, pydantic.BaseModel):
+            data = data.model_dump(mode="json")
+        try:
+            parsed = self._adapter.validate_python(data)
+        except pydantic.ValidationError as exc:
+            raise PayloadValidationError(f"payload for {self.name!r} is invalid: {exc}") from None
+        return self._adapter.dump_python(parsed, mode="json")
+
+    def parse_payload(self, data: Any) -> Any:
+        """Turn stored JSON values back into the handler's payload type."""
+        return self._adapter.validate_python(data)
+
+    async def invoke(self, ctx: JobContext, data: Any) -> Any:
+        """Run the handler; plain functions run in a thread so the loop stays free."""
+        payload = self.parse_payload(data)
+        if self.is_async:
+            result = await self.handler(ctx, payload)
+        else:
+            result = await asyncio.to_thread(self.handler, ctx, payload)
+        if isinstance(result, pydantic.BaseModel):
+            return result.model_dump(mode="json")
+        return result
+
+
+class JobRegistry:
+    """Maps job names to handlers; the one place both engines look jobs up."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobDefinition] = {}
+
+    def handler(
+        self,
+        name: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta = _DEFAULT_TIMEOUT,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated ``(ctx, data)`` function as the handler of ``name``."""
+        if not _NAME.match(name):
+            raise ValidationError(f"invalid job name {name!r}: use letters, digits and _.:-")
+        if timeout <= timedelta(0):
+            raise ValidationError("timeout must be positive")
+
+        def register(fn: Handler) -> Handler:
+            if name in self._jobs:
+                raise ValidationError(f"job {name!r} is already registered")
+            payload_type = _payload_type(fn)
+            self._jobs[name] = JobDefinition(
+                name=name,
+                handler=fn,
+                payload_type=payload_type,
+                retry=retry or RetryPolicy(),
+                timeout=timeout,
+                is_async=_is_async(fn),
+                _adapter=pydantic.TypeAdapter(payload_type),
+            )
+            return fn
+
+        return register
+
+    def get(self, name: str) -> JobDefinition:
+        """Return the definition of ``name`` or raise :class:`UnknownJobError`."""
+        try:
+            return self._jobs[name]
+        except KeyError:
+            raise UnknownJobError(f"no handler registered for job {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._jobs
+
+    def __iter__(self) -> Iterator[JobDefinition]:
+        return iter(self._jobs.values())
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn)
+
+
+def _payload_type(fn: Callable[..., Any]) -> Any:
+    """The annotation of the handler's second parameter (untyped means any JSON)."""
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) != 2:
+        raise ValidationError(f"handler {fn.__name__} must take (ctx, data)")
+    hints = typing.get_type_hints(fn)
+    return hints.get(params[1].name, Any)

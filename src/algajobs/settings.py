@@ -1,0 +1,144 @@
+"""Configuration read from the environment (pydantic-settings).
+
+Every field can be set by keyword in code or by the environment variable
+named in its alias; a bad value fails at start-up with
+:class:`ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .enums import RunnerType
+from .errors import ConfigurationError
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _env(*names: str) -> Any:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every knob of algajobs; environment variable names in parentheses."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    runner_type: RunnerType = Field(
+        default=RunnerType.TEMPORAL, validation_alias=_env("runner_type", "JOB_RUNNER_TYPE")
+    )
+    """Engine (``JOB_RUNNER_TYPE``): ``temporal`` (default, with fallback) or ``postgres``/``pgboss``."""
+    fallback_to_postgres: bool = Field(
+        default=True,
+        validation_alias=_env(
+            "fallback_to_postgres", "JOB_RUNNER_FALLBACK_TO_PGBOSS", "JOB_RUNNER_FALLBACK_TO_POSTGRES"
+        ),
+    )
+    """Route to PostgreSQL while Temporal is unreachable (``JOB_RUNNER_FALLBACK_TO_PGBOSS``)."""
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias=_env("database_url", "DATABASE_URL"),
+    )
+    """PostgreSQL connection string (``DATABASE_URL``)."""
+    schema_name: str = Field(default="algajobs", validation_alias=_env("schema_name", "JOB_SCHEMA"))
+    """Schema holding every algajobs table (``JOB_SCHEMA``)."""
+    temporal_address: str = Field(
+        default="localhost:7233", validation_alias=_env("temporal_address", "TEMPORAL_ADDRESS")
+    )
+    temporal_namespace: str = Field(
+        default="default", validation_alias=_env("temporal_namespace", "TEMPORAL_NAMESPACE")
+    )
+    temporal_task_queue: str = Field(
+        default="alga-jobs", validation_alias=_env("temporal_task_queue", "TEMPORAL_JOB_TASK_QUEUE")
+    )
+    worker_concurrency: int = Field(
+        default=20, ge=1, le=10_000, validation_alias=_env("worker_concurrency", "JOB_WORKER_CONCURRENCY")
+    )
+    """Handlers one worker runs at once (``JOB_WORKER_CONCURRENCY``)."""
+    fetch_batch_size: int = Field(
+        default=50, ge=1, le=1_000, validation_alias=_env("fetch_batch_size", "JOB_FETCH_BATCH_SIZE")
+    )
+    """Most jobs claimed per fetch query (``JOB_FETCH_BATCH_SIZE``)."""
+    poll_interval: timedelta = Field(
+        default=timedelta(seconds=2), validation_alias=_env("poll_interval", "JOB_POLL_INTERVAL")
+    )
+    """Safety-net poll when no notification arrives (``JOB_POLL_INTERVAL``, seconds)."""
+    lease_duration: timedelta = Field(
+        default=timedelta(seconds=30), validation_alias=_env("lease_duration", "JOB_LEASE_SECONDS")
+    )
+    """How long a claimed job stays claimed without a heartbeat (``JOB_LEASE_SECONDS``)."""
+    shutdown_grace: timedelta = Field(
+        default=timedelta(seconds=30), validation_alias=_env("shutdown_grace", "JOB_SHUTDOWN_GRACE")
+    )
+    """Time in-flight jobs get to finish on stop before being handed back (``JOB_SHUTDOWN_GRACE``)."""
+    retention: timedelta = Field(
+        default=timedelta(days=7), validation_alias=_env("retention", "JOB_RETENTION")
+    )
+    """Finished jobs older than this are pruned (``JOB_RETENTION``, seconds)."""
+    max_payload_bytes: int = Field(
+        default=256 * 1024, ge=1, validation_alias=_env("max_payload_bytes", "JOB_MAX_PAYLOAD_BYTES")
+    )
+    """Largest serialized payload accepted (``JOB_MAX_PAYLOAD_BYTES``)."""
+    pool_size: int = Field(default=10, ge=2, le=200, validation_alias=_env("pool_size", "JOB_DB_POOL_SIZE"))
+    """Connections per process (``JOB_DB_POOL_SIZE``)."""
+
+    @field_validator("runner_type", mode="before")
+    @classmethod
+    def _pgboss_alias(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "pgboss":
+            return RunnerType.POSTGRES
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_is_identifier(cls, value: str) -> str:
+        if not _SCHEMA.match(value):
+            raise ValueError("must be a lower-case SQL identifier")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")) and "=" not in value:
+            raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+        return value
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment (plus ``overrides``), naming the variable on error."""
+        try:
+            return cls(**overrides)
+        except pydantic.ValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from None
+
+
+def _variable(name: str, alias: object) -> str:
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[1])
+    return name
+
+
+# Errors name a field by whichever alias supplied it; map every alias to the
+# primary environment variable so messages are consistent.
+_VARIABLES = {
+    str(choice): _variable(name, field.validation_alias)
+    for name, field in Settings.model_fields.items()
+    for choice in (
+        field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else [name]
+    )
+}
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = str(error["loc"][0]) if error["loc"] else "?"
+        variable = _VARIABLES.get(loc, loc)
+        parts.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid configuration: " + "; ".join(parts)

@@ -1,0 +1,231 @@
+-- Every query algajobs runs, one named block each. Connections set
+-- search_path to the configured schema, so tables are unqualified.
+
+-- name: insert_job
+-- Write a new job; a repeated job id or a live singleton key writes nothing.
+INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
+                  run_at, max_attempts, singleton_key, metadata, external_id)
+VALUES (%(tenant)s, %(job_id)s, %(type)s, %(status)s, %(runner_type)s, %(user_id)s,
+        %(data)s, %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s,
+        %(singleton_key)s, %(metadata)s, %(external_id)s)
+ON CONFLICT DO NOTHING
+RETURNING job_id;
+
+-- name: insert_jobs
+-- Batch form of insert_job for jobs without singleton keys.
+INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
+                  run_at, max_attempts)
+SELECT %(tenant)s, u.job_id, %(type)s, 'queued', 'postgres', %(user_id)s, u.data,
+       %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s
+FROM unnest(%(job_ids)s::uuid[], %(datas)s::jsonb[]) AS u(job_id, data)
+ON CONFLICT DO NOTHING;
+
+-- name: find_live_job
+-- The job that already holds an id or a singleton key.
+SELECT job_id, runner_type, external_id FROM jobs
+WHERE tenant = %(tenant)s
+  AND (job_id = %(job_id)s
+       OR (type = %(type)s AND singleton_key = %(singleton_key)s
+           AND status IN ('pending', 'queued', 'processing', 'active')))
+LIMIT 1;
+
+-- name: claim_jobs
+-- Claim up to %(limit)s due jobs for one worker; SKIP LOCKED lets workers share.
+WITH due AS (
+    SELECT tenant, job_id FROM jobs
+    WHERE status = 'queued' AND runner_type = 'postgres' AND run_at <= now()
+    ORDER BY priority DESC, run_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
+    lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
+    updated_at = now()
+FROM due
+WHERE j.tenant = due.tenant AND j.job_id = due.job_id
+RETURNING j.tenant, j.job_id, j.type, j.data, j.attempts, j.max_attempts, j.user_id,
+          j.cancel_requested, j.metadata;
+
+-- name: complete_jobs
+-- Finish a batch of jobs this worker still holds.
+UPDATE jobs AS j
+SET status = 'completed', result = u.result, progress = 100, completed_at = now(),
+    updated_at = now(), worker_id = NULL, lease_expires_at = NULL, error = NULL
+FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[])
+     AS u(tenant, job_id, result)
+WHERE j.tenant = u.tenant AND j.job_id = u.job_id
+  AND j.status = 'processing' AND j.worker_id = %(worker_id)s;
+
+-- name: finish_job
+-- End one held job as failed or cancelled.
+UPDATE jobs
+SET status = %(status)s, error = %(error)s, completed_at = now(), updated_at = now(),
+    worker_id = NULL, lease_expires_at = NULL
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+  AND status = 'processing' AND worker_id = %(worker_id)s;
+
+-- name: retry_job_later
+-- Put one held job back in the queue after a failed attempt.
+UPDATE jobs
+SET status = 'queued', error = %(error)s, run_at = now() + %(delay)s, updated_at = now(),
+    worker_id = NULL, lease_expires_at = NULL
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+  AND status = 'processing' AND worker_id = %(worker_id)s;
+
+-- name: release_jobs
+-- Hand unfinished jobs back on shutdown; the interrupted attempt does not count.
+UPDATE jobs AS j
+SET status = 'queued', attempts = greatest(j.attempts - 1, 0), worker_id = NULL,
+    lease_expires_at = NULL, updated_at = now()
+FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) AS u(tenant, job_id)
+WHERE j.tenant = u.tenant AND j.job_id = u.job_id
+  AND j.status = 'processing' AND j.worker_id = %(worker_id)s;
+
+-- name: extend_leases
+-- Heartbeat: keep this worker's jobs claimed; report which were asked to cancel.
+UPDATE jobs
+SET lease_expires_at = now() + %(lease)s
+WHERE status = 'processing' AND runner_type = 'postgres' AND worker_id = %(worker_id)s
+RETURNING tenant, job_id, cancel_requested;
+
+-- name: recover_expired
+-- Requeue jobs whose worker died (lease expired); fail those out of attempts.
+UPDATE jobs
+SET status = CASE WHEN attempts >= max_attempts THEN 'failed'::job_status
+                  ELSE 'queued'::job_status END,
+    error = 'worker lost (lease expired) during attempt ' || attempts,
+    completed_at = CASE WHEN attempts >= max_attempts THEN now() END,
+    worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+WHERE status = 'processing' AND runner_type = 'postgres' AND lease_expires_at < now()
+RETURNING tenant, job_id, status;
+
+-- name: update_progress
+UPDATE jobs
+SET progress = %(progress)s, progress_message = %(message)s, updated_at = now()
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s;
+
+-- name: insert_detail
+INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result,
+                         retry_count, metadata)
+VALUES (%(tenant)s, %(detail_id)s, %(job_id)s, %(step_name)s, %(status)s, %(result)s,
+        %(retry_count)s, %(metadata)s);
+
+-- name: cancel_job
+-- Queued jobs and schedules end at once; a running job is asked to stop.
+WITH target AS (
+    UPDATE jobs
+    SET status = CASE WHEN status = 'processing' THEN status
+                      ELSE 'cancelled'::job_status END,
+        completed_at = CASE WHEN status = 'processing' THEN completed_at ELSE now() END,
+        cancel_requested = true, updated_at = now()
+    WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+      AND status IN ('pending', 'queued', 'processing', 'active')
+    RETURNING tenant, job_id, status, runner_type, external_id
+), dropped AS (
+    DELETE FROM schedules AS s USING target
+    WHERE s.tenant = target.tenant AND s.schedule_id = target.job_id
+)
+SELECT status, runner_type, external_id FROM target;
+
+-- name: retry_job
+-- Manually requeue a failed or cancelled Postgres job with fresh attempts.
+UPDATE jobs
+SET status = 'queued', attempts = 0, run_at = now(), error = NULL, result = NULL,
+    cancel_requested = false, progress = 0, progress_message = NULL,
+    completed_at = NULL, updated_at = now(),
+    metadata = jsonb_set(metadata, '{manual_retries}',
+                         to_jsonb(coalesce((metadata ->> 'manual_retries')::int, 0) + 1))
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'postgres'
+  AND status IN ('failed', 'cancelled') AND NOT metadata ? 'schedule'
+RETURNING job_id;
+
+-- name: get_job
+SELECT * FROM jobs WHERE tenant = %(tenant)s AND job_id = %(job_id)s;
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE tenant = %(tenant)s
+  AND (%(status)s::job_status IS NULL OR status = %(status)s::job_status)
+  AND (%(type)s::text IS NULL OR type = %(type)s::text)
+ORDER BY created_at DESC, job_id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_jobs_by_status
+SELECT status, count(*) AS count FROM jobs
+WHERE tenant = %(tenant)s AND (%(type)s::text IS NULL OR type = %(type)s::text)
+GROUP BY status;
+
+-- name: list_details
+SELECT * FROM job_details
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+ORDER BY processed_at, detail_id;
+
+-- name: prune_finished
+-- Delete finished jobs (and their details) older than the retention window.
+DELETE FROM jobs
+WHERE ctid IN (
+    SELECT ctid FROM jobs
+    WHERE status IN ('completed', 'failed', 'cancelled')
+      AND completed_at < now() - %(retention)s
+    LIMIT %(limit)s
+);
+
+-- name: lock_schedule_key
+SELECT pg_advisory_xact_lock(hashtextextended(%(tenant)s || '/' || %(type)s || '/' || %(singleton_key)s, 0));
+
+-- name: find_schedule
+SELECT schedule_id FROM schedules
+WHERE tenant = %(tenant)s AND type = %(type)s AND singleton_key = %(singleton_key)s;
+
+-- name: insert_schedule
+INSERT INTO schedules (tenant, schedule_id, type, singleton_key, spec, data, priority,
+                       max_attempts, user_id, next_run_at)
+VALUES (%(tenant)s, %(schedule_id)s, %(type)s, %(singleton_key)s, %(spec)s, %(data)s,
+        %(priority)s, %(max_attempts)s, %(user_id)s, %(next_run_at)s);
+
+-- name: update_schedule
+UPDATE schedules
+SET spec = %(spec)s, data = %(data)s, priority = %(priority)s,
+    max_attempts = %(max_attempts)s, user_id = %(user_id)s, next_run_at = %(next_run_at)s
+WHERE tenant = %(tenant)s AND schedule_id = %(schedule_id)s;
+
+-- name: update_schedule_job
+UPDATE jobs
+SET data = %(data)s, priority = %(priority)s, user_id = %(user_id)s,
+    metadata = %(metadata)s, run_at = %(next_run_at)s, updated_at = now()
+WHERE tenant = %(tenant)s AND job_id = %(schedule_id)s;
+
+-- name: lock_due_schedules
+-- Each due schedule is locked by exactly one worker; the others skip it.
+SELECT tenant, schedule_id, type, spec, data, priority, max_attempts, user_id, next_run_at
+FROM schedules
+WHERE next_run_at <= now()
+ORDER BY next_run_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: insert_fired_jobs
+-- One queued job per due tick; the tick index makes a second firing a no-op.
+INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
+                  run_at, max_attempts, schedule_id)
+SELECT u.tenant, u.job_id, u.type, 'queued', 'postgres', u.user_id, u.data, u.priority,
+       u.tick, u.max_attempts, u.schedule_id
+FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(types)s::text[],
+            %(user_ids)s::text[], %(datas)s::jsonb[], %(priorities)s::int[],
+            %(ticks)s::timestamptz[], %(max_attempts)s::int[], %(schedule_ids)s::uuid[])
+     AS u(tenant, job_id, type, user_id, data, priority, tick, max_attempts, schedule_id)
+ON CONFLICT DO NOTHING;
+
+-- name: advance_schedules
+UPDATE schedules AS s
+SET next_run_at = u.next_run_at, last_run_at = u.tick
+FROM unnest(%(tenants)s::text[], %(schedule_ids)s::uuid[], %(ticks)s::timestamptz[],
+            %(next_run_ats)s::timestamptz[]) AS u(tenant, schedule_id, tick, next_run_at)
+WHERE s.tenant = u.tenant AND s.schedule_id = u.schedule_id;
+
+-- name: next_schedule_due
+SELECT min(next_run_at) AS next_run_at FROM schedules;
+
+-- name: ping
+SELECT 1 AS ok;

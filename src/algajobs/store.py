@@ -1,0 +1,228 @@
+"""The monitoring store: ``jobs`` and ``job_details``, the one truth users read.
+
+Both engines write every transition here; every read is scoped by tenant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID, uuid4
+
+from psycopg.types.json import Jsonb
+
+from . import validation
+from .db import Pool, with_retry
+from .enums import JobStatus, RunnerType
+from .errors import JobNotFoundError, JobStateError, ValidationError
+from .models import JobDetail, JobInfo, ScheduleResult
+from .scheduling import JobRequest
+from .sql import QUERIES
+
+MAX_PAGE = 1_000
+
+
+class JobStore:
+    """Tenant-scoped reads and writes of the monitoring tables."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def _execute(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        async def run() -> list[dict[str, Any]]:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(QUERIES[name], params)
+                return await cur.fetchall() if cur.description else []
+
+        return await with_retry(run, what=name)
+
+    async def insert_job(
+        self,
+        request: JobRequest,
+        *,
+        status: JobStatus,
+        runner_type: RunnerType,
+        metadata: dict[str, Any] | None = None,
+        external_id: str | None = None,
+        _again: bool = True,
+    ) -> ScheduleResult:
+        """Write the job row; an existing job with the same id or singleton key wins."""
+        params = {
+            "tenant": request.tenant_id,
+            "job_id": request.job_id,
+            "type": request.name,
+            "status": status,
+            "runner_type": runner_type,
+            "user_id": request.user_id,
+            "data": Jsonb(request.data, dumps=lambda _: request.data_json),
+            "priority": request.priority,
+            "run_at": request.run_at,
+            "max_attempts": request.definition.retry.max_attempts,
+            "singleton_key": request.singleton_key,
+            "metadata": Jsonb(metadata or {}),
+            "external_id": external_id,
+        }
+        if await self._execute("insert_job", params):
+            return ScheduleResult(job_id=request.job_id, external_id=external_id, runner_type=runner_type)
+        rows = await self._execute("find_live_job", params)
+        if not rows and _again:
+            # The conflicting job finished between the two statements; the key is free again.
+            return await self.insert_job(
+                request,
+                status=status,
+                runner_type=runner_type,
+                metadata=metadata,
+                external_id=external_id,
+                _again=False,
+            )
+        if not rows:
+            raise JobStateError(f"job {request.job_id} conflicts with a job that keeps changing state")
+        row = rows[0]
+        return ScheduleResult(
+            job_id=row["job_id"],
+            external_id=row["external_id"],
+            runner_type=RunnerType(row["runner_type"]),
+            created=False,
+        )
+
+    async def get_job(self, job_id: object, *, tenant_id: object) -> JobInfo:
+        """Return one job of this tenant, or raise JobNotFoundError."""
+        key = _key(job_id, tenant_id)
+        rows = await self._execute("get_job", key)
+        if not rows:
+            raise JobNotFoundError(f"job {key['job_id']} not found")
+        return JobInfo.from_row(rows[0])
+
+    async def list_jobs(
+        self,
+        *,
+        tenant_id: object,
+        status: JobStatus | str | None = None,
+        job_name: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        """Return this tenant's jobs, newest first, filtered by status and name."""
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+        rows = await self._execute(
+            "list_jobs",
+            {
+                "tenant": validation.tenant_id(tenant_id),
+                "status": None if status is None else _status(status),
+                "type": job_name,
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        return [JobInfo.from_row(row) for row in rows]
+
+    async def count_jobs_by_status(
+        self, *, tenant_id: object, job_name: str | None = None
+    ) -> dict[JobStatus, int]:
+        """Return how many of this tenant's jobs are in each status (zeros included)."""
+        rows = await self._execute(
+            "count_jobs_by_status", {"tenant": validation.tenant_id(tenant_id), "type": job_name}
+        )
+        counts = dict.fromkeys(JobStatus, 0)
+        counts.update({JobStatus(row["status"]): row["count"] for row in rows})
+        return counts
+
+    async def get_job_details(self, job_id: object, *, tenant_id: object) -> list[JobDetail]:
+        """Return the steps recorded for one job, oldest first."""
+        key = _key(job_id, tenant_id)
+        rows = await self._execute("list_details", key)
+        if not rows:
+            await self.get_job(key["job_id"], tenant_id=key["tenant"])  # not found vs no details
+        return [JobDetail.model_validate(row) for row in rows]
+
+    async def update_progress(self, tenant_id: str, job_id: UUID, progress: int, message: str | None) -> None:
+        """Persist a job's progress."""
+        params = {"tenant": tenant_id, "job_id": job_id, "progress": progress, "message": message}
+        await self._execute("update_progress", params)
+
+    async def add_detail(
+        self,
+        tenant_id: str,
+        job_id: UUID,
+        *,
+        step_name: str,
+        status: JobStatus,
+        result: Any,
+        metadata: dict[str, Any] | None,
+        retry_count: int,
+    ) -> UUID:
+        """Write one ``job_details`` row and return its id."""
+        detail_id = uuid4()
+        try:
+            result_json = None if result is None else Jsonb(result, dumps=_dumps)
+            _dumps(result)
+        except TypeError as exc:
+            raise ValidationError(f"detail result is not JSON-serializable: {exc}") from None
+        await self._execute(
+            "insert_detail",
+            {
+                "tenant": tenant_id,
+                "detail_id": detail_id,
+                "job_id": job_id,
+                "step_name": step_name,
+                "status": status,
+                "result": result_json,
+                "retry_count": retry_count,
+                "metadata": Jsonb(metadata or {}),
+            },
+        )
+        return detail_id
+
+    async def cancel(self, job_id: object, *, tenant_id: object) -> JobStatus | None:
+        """Cancel a live job; return its status after the call, None if nothing was live."""
+        key = _key(job_id, tenant_id)
+        rows = await self._execute("cancel_job", key)
+        if rows:
+            return JobStatus(rows[0]["status"])
+        await self.get_job(key["job_id"], tenant_id=key["tenant"])  # raises if not this tenant's
+        return None
+
+
+class StoreReporter:
+    """The :class:`~algajobs.context.JobReporter` that writes straight to the store."""
+
+    def __init__(self, store: JobStore, tenant_id: str, job_id: UUID, attempt: int) -> None:
+        self._store = store
+        self._tenant_id = tenant_id
+        self._job_id = job_id
+        self._attempt = attempt
+
+    async def report_progress(self, progress: int, message: str | None) -> None:
+        """Persist progress on the job row."""
+        await self._store.update_progress(self._tenant_id, self._job_id, progress, message)
+
+    async def add_detail(
+        self, step_name: str, status: JobStatus, result: Any, metadata: dict[str, Any] | None
+    ) -> UUID:
+        """Write a details row, tagged with the current attempt."""
+        return await self._store.add_detail(
+            self._tenant_id,
+            self._job_id,
+            step_name=step_name,
+            status=status,
+            result=result,
+            metadata=metadata,
+            retry_count=self._attempt - 1,
+        )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _key(job_id: object, tenant_id: object) -> dict[str, Any]:
+    return {"tenant": validation.tenant_id(tenant_id), "job_id": validation.job_id(job_id)}
+
+
+def _status(value: JobStatus | str) -> JobStatus:
+    try:
+        return JobStatus(value)
+    except ValueError:
+        raise ValidationError(f"unknown status {value!r}; one of {', '.join(JobStatus)}") from None
