@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,7 +17,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from .enums import RunnerType
 from .errors import EngineUnavailableError
+from .models import EngineHealth
 from .settings import Settings
 
 log = logging.getLogger("algajobs.db")
@@ -75,3 +78,22 @@ async def with_retry(
         with attempt:
             return await operation()
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+async def check_postgres(
+    settings: Settings, pool: Pool | None = None, *, timeout: float = 2.0
+) -> EngineHealth:
+    """Ping PostgreSQL (through ``pool`` when given) and report latency or the error."""
+    started = time.perf_counter()
+    try:
+        if pool is not None:
+            async with pool.connection(timeout=wait) as conn:
+                await conn.execute("SELECT 1")
+        else:
+            direct = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=wait)
+            async with direct:
+                await direct.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; it is reported
+        return EngineHealth(engine=RunnerType.POSTGRES, healthy=False, error=str(exc).splitlines()[0])
+    latency = (time.perf_counter() - started) * 1000
+    return EngineHealth(engine=RunnerType.POSTGRES, healthy=True, latency_ms=latency)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from .. import scheduling, validation
-from ..db import Pool, open_pool, with_retry
+from ..db import Pool, check_postgres, open_pool, with_retry
 from ..enums import JobStatus, RunnerType
 from ..errors import JobStateError, RunnerStateError, ValidationError
 from ..migrations import migrate
-from ..models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from ..models import HealthReport, JobDetail, JobInfo, ScheduleResult
 from ..registry import JobRegistry
 from ..runner import RunnerState
 from ..schedule_spec import ScheduleSpec
@@ -255,17 +254,7 @@ class PostgresRunner:
 
     async def is_healthy(self) -> HealthReport:
         """Ping PostgreSQL; report latency or the error."""
-        started = time.perf_counter()
-        try:
-            async with self._require_pool().connection(timeout=2.0) as conn:
-                await conn.execute(QUERIES["ping"])
-            engine = EngineHealth(
-                engine=RunnerType.POSTGRES, healthy=True, latency_ms=(time.perf_counter() - started) * 1000
-            )
-        except RunnerStateError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; report it
-            engine = EngineHealth(engine=RunnerType.POSTGRES, healthy=False, error=str(exc))
+        engine = await check_postgres(self.settings, self._require_pool())
         return HealthReport(healthy=engine.healthy, engines=(engine,))
 
     def _require_pool(self) -> Pool:

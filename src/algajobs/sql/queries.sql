@@ -227,5 +227,3 @@ WHERE s.tenant = u.tenant AND s.schedule_id = u.schedule_id;
 -- name: next_schedule_due
 SELECT min(next_run_at) AS next_run_at FROM schedules;
 
--- name: ping
-SELECT 1 AS ok;

@@ -1,0 +1,286 @@
+"""The ``algajobs`` command line: migrate, run a worker, schedule and inspect jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from .db import check_postgres
+from .enums import JobStatus
+from .errors import AlgaJobsError
+from .fallback import PostgresRunner
+from .migrations import migrate as apply_migrations
+from .models import HealthReport, JobInfo
+from .registry import JobRegistry
+from .settings import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_tenant = click.option("--tenant", "tenant_id", required=True, help="Tenant that owns the job.")
+_registry_opt = click.option(
+    "--registry",
+    "registry_path",
+    default=None,
+    help="Handlers as module:attribute (a JobRegistry); needed to schedule jobs.",
+)
+
+
+def _fail_cleanly(fn: Callable[P, T]) -> Callable[P, T]:
+    """Turn library errors into one line on stderr and exit status 1."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except AlgaJobsError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper
+
+
+def _run(coro: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await coro
+
+    return asyncio.run(wrapped())
+
+
+def load_registry(path: str | None) -> JobRegistry:
+    """Import ``module:attribute`` and return the JobRegistry it names."""
+    if path is None:
+        return JobRegistry()
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter("expected module:attribute", param_hint="--registry")
+    try:
+        registry = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"cannot load {path}: {exc}", param_hint="--registry") from None
+    if not isinstance(registry, JobRegistry):
+        raise click.BadParameter(f"{path} is a {type(registry).__name__}, not a JobRegistry")
+    return registry
+
+
+def _runner(registry_path: str | None = None) -> PostgresRunner:
+    # The CLI reads and writes the shared tables directly, whichever engine is configured.
+    return PostgresRunner(Settings.load(), load_registry(registry_path))
+
+
+def _show(info: JobInfo) -> dict[str, Any]:
+    return info.model_dump(mode="json")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """Background jobs on Temporal with a PostgreSQL fallback.
+
+    Configuration comes from the environment: DATABASE_URL, JOB_RUNNER_TYPE,
+    JOB_SCHEMA, JOB_WORKER_CONCURRENCY and the rest (see the docs).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command()
+@_fail_cleanly
+def migrate() -> None:
+    """Create or upgrade the algajobs tables (safe to run concurrently)."""
+    settings = Settings.load()
+    applied = _run(apply_migrations(settings))
+    if applied:
+        for name in applied:
+            click.echo(f"applied {name}")
+    else:
+        click.echo(f"schema {settings.schema_name!r} is up to date")
+
+
+@main.command()
+@click.option("--registry", "registry_path", required=True, help="Handlers as module:attribute.")
+@click.option("--concurrency", type=click.IntRange(1, 10_000), default=None, help="Jobs run at once.")
+@_fail_cleanly
+def worker(registry_path: str, concurrency: int | None) -> None:
+    """Run jobs until SIGTERM or Ctrl-C; in-flight jobs finish or go back to the queue."""
+    overrides = {} if concurrency is None else {"worker_concurrency": concurrency}
+    settings = Settings.load(**overrides)
+    registry = load_registry(registry_path)
+    _run(_serve(PostgresRunner(settings, registry)))
+
+
+async def _serve(runner: PostgresRunner) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log = logging.getLogger("algajobs.cli")
+    async with runner:
+        await runner.start()
+        log.info(
+            "worker started: %d handler(s), concurrency %d, schema %s",
+            len(runner.registry),
+            runner.settings.worker_concurrency,
+            runner.settings.schema_name,
+        )
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 30)
+            if runner.worker and not stop.is_set():
+                s = runner.worker.stats
+                log.info("progress: %d completed, %d failed, %d retried", s.completed, s.failed, s.retried)
+        log.info("stopping: finishing in-flight jobs")
+    log.info("worker stopped")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--data", default="null", help="Payload as JSON.")
+@_tenant
+@_registry_opt
+@click.option(
+    "--at", "run_at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), help="Run at (ISO, with offset)."
+)
+@click.option("--every", help="Recurring: cron ('0 0 * * *') or interval ('15 minutes').")
+@click.option("--singleton-key", default=None, help="At most one live job per key.")
+@click.option("--priority", type=int, default=0, help="Higher runs first.")
+@_fail_cleanly
+def schedule(
+    name: str,
+    data: str,
+    tenant_id: str,
+    registry_path: str | None,
+    run_at: datetime | None,
+    every: str | None,
+    singleton_key: str | None,
+    priority: int,
+) -> None:
+    """Schedule job NAME now, at a time, or on a recurring schedule."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+
+    async def go() -> Any:
+        async with _runner(registry_path) as runner:
+            common: dict[str, Any] = {
+                "tenant_id": tenant_id,
+                "singleton_key": singleton_key,
+                "priority": priority,
+            }
+            if every:
+                return await runner.schedule_recurring_job(name, payload, every, **common)
+            if run_at:
+                return await runner.schedule_job_at(name, payload, run_at, **common)
+            return await runner.schedule_job(name, payload, **common)
+
+    click.echo(json.dumps(_run(go()).model_dump(mode="json")))
+
+
+@main.command()
+@click.argument("job_id")
+@_tenant
+@_fail_cleanly
+def status(job_id: str, tenant_id: str) -> None:
+    """Show one job as JSON."""
+
+    async def go() -> JobInfo:
+        async with _runner() as runner:
+            return await runner.get_job_status(job_id, tenant_id=tenant_id)
+
+    click.echo(json.dumps(_show(_run(go())), indent=2))
+
+
+@main.command(name="list")
+@_tenant
+@click.option("--status", "status_", type=click.Choice([s.value for s in JobStatus]), default=None)
+@click.option("--type", "job_name", default=None, help="Only jobs of this name.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--counts", is_flag=True, help="Print counts per status instead.")
+@_fail_cleanly
+def list_(
+    tenant_id: str, status_: str | None, job_name: str | None, limit: int, offset: int, counts: bool
+) -> None:
+    """List a tenant's jobs, newest first (or counts per status)."""
+
+    async def go() -> None:
+        async with _runner() as runner:
+            if counts:
+                totals = await runner.count_jobs_by_status(tenant_id=tenant_id, job_name=job_name)
+                for key, value in totals.items():
+                    click.echo(f"{key.value:<11} {value}")
+                return
+            jobs = await runner.list_jobs(
+                tenant_id=tenant_id, status=status_, job_name=job_name, limit=limit, offset=offset
+            )
+            for job in jobs:
+                click.echo(
+                    f"{job.job_id}  {job.status.value:<10} {job.progress:>3}%  "
+                    f"{job.job_name}  {job.created_at:%Y-%m-%d %H:%M:%S}"
+                )
+
+    _run(go())
+
+
+@main.command()
+@click.argument("job_id")
+@_tenant
+@_fail_cleanly
+def cancel(job_id: str, tenant_id: str) -> None:
+    """Cancel a job (queued: at once; running: cooperatively; recurring: removed)."""
+
+    async def go() -> bool:
+        async with _runner() as runner:
+            return await runner.cancel_job(job_id, tenant_id=tenant_id)
+
+    if not _run(go()):
+        raise click.ClickException(f"job {job_id} already finished; nothing to cancel")
+    click.echo(f"cancel requested for {job_id}")
+
+
+@main.command()
+@click.argument("job_id")
+@_tenant
+@_fail_cleanly
+def retry(job_id: str, tenant_id: str) -> None:
+    """Queue a failed or cancelled job again with fresh attempts."""
+
+    async def go() -> None:
+        async with _runner() as runner:
+            await runner.retry_job(job_id, tenant_id=tenant_id)
+
+    _run(go())
+    click.echo(f"requeued {job_id}")
+
+
+@main.command()
+@_fail_cleanly
+def health() -> None:
+    """Report each engine's health; exit 1 if any is unhealthy."""
+
+    async def go() -> bool:
+        engine = await check_postgres(Settings.load())
+        report = HealthReport(healthy=engine.healthy, engines=(engine,))
+        for engine in report.engines:
+            state = "healthy" if engine.healthy else f"UNHEALTHY: {engine.error}"
+            latency = f" ({engine.latency_ms:.1f} ms)" if engine.latency_ms is not None else ""
+            click.echo(f"{engine.engine.value:<9} {state}{latency}")
+        if report.circuit_state:
+            click.echo(f"circuit   {report.circuit_state}")
+        return report.healthy
+
+    if not _run(go()):
+        sys.exit(1)
