@@ -81,7 +81,7 @@ async def with_retry(
 
 
 async def check_postgres(
-    settings: Settings, pool: Pool | None = None, *, timeout: float = 2.0
+    settings: Settings, pool: Pool | None = None, *, wait: int = 2
 ) -> EngineHealth:
     """Ping PostgreSQL (through ``pool`` when given) and report latency or the error."""
     started = time.perf_counter()
