@@ -5,8 +5,6 @@ Everything public is importable from here::
     from algajobs import JobRegistry, JobContext, RetryPolicy, create_runner, Settings
 """
 
-from __future__ import annotations
-
 from .context import JobContext
 from .enums import JobStatus, RunnerType
 from .errors import (

@@ -14,7 +14,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from .enums import RunnerType
@@ -68,7 +69,7 @@ async def with_retry(
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
         stop=stop_after_delay(deadline),
-        wait=wait_exponential_jitter(initial=0.05, max=1.0),
+        wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
         reraise=True,
         before_sleep=lambda state: log.warning(
             "%s failed (%s); retrying", what, state.outcome.exception() if state.outcome else "?"
@@ -80,9 +81,7 @@ async def with_retry(
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 
-async def check_postgres(
-    settings: Settings, pool: Pool | None = None, *, wait: int = 2
-) -> EngineHealth:
+async def check_postgres(settings: Settings, pool: Pool | None = None, *, wait: int = 2) -> EngineHealth:
     """Ping PostgreSQL (through ``pool`` when given) and report latency or the error."""
     started = time.perf_counter()
     try:

@@ -1,0 +1,5 @@
+"""``python -m algajobs`` runs the CLI."""
+
+from .cli import main
+
+main()

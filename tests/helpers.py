@@ -1,0 +1,30 @@
+"""Shared test helpers: bounded polling instead of fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+DSN = os.environ.get("ALGAJOBS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+) -> T:
+    """Poll ``probe`` until ``accept`` holds; fail with the last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    value = await probe()
+    while not accept(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+        value = await probe()
+    return value

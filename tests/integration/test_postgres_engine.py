@@ -1,0 +1,248 @@
+"""The PostgreSQL engine end to end against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from algajobs import JobRegistry, JobStatus, PostgresRunner, RunnerType
+from tests.helpers import eventually
+from tests.integration.jobs import register_all
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def seen(registry: JobRegistry) -> list[Any]:
+    """What handlers observed, in order."""
+    observed: list[Any] = []
+    register_all(registry, observed)
+    return observed
+
+
+async def finished(runner: PostgresRunner, job_id: Any, tenant: str = "t1") -> Any:
+    """Wait until the job leaves the live states and return it."""
+    return await eventually(
+        lambda: runner.get_job_status(job_id, tenant_id=tenant), lambda info: info.status.is_finished
+    )
+
+
+async def test_immediate_job_runs_and_reports(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A job runs once, its progress, detail and result land in the monitoring tables."""
+    await runner.start()
+    result = await runner.schedule_job("invoice", {"billing_cycle_id": "c1"}, tenant_id="t1", user_id="u1")
+    assert result.runner_type is RunnerType.POSTGRES
+    info = await finished(runner, result.job_id)
+    assert info.status is JobStatus.COMPLETED
+    assert (info.progress, info.result, info.attempts, info.user_id) == (100, {"pages": 3}, 1, "u1")
+    assert info.started_at is not None and info.completed_at is not None
+    details = await runner.get_job_details(result.job_id, tenant_id="t1")
+    assert [(d.step_name, d.status, d.result) for d in details] == [
+        ("render", JobStatus.COMPLETED, {"pages": 3})
+    ]
+    assert seen == [(result.job_id, "c1")]
+
+
+async def test_plain_handlers_run_off_the_loop(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A plain def handler runs in a thread and can still report progress."""
+    await runner.start()
+    result = await runner.schedule_job("plain", [1, 2], tenant_id="t1")
+    info = await finished(runner, result.job_id)
+    assert (info.status, info.result) == (JobStatus.COMPLETED, [1, 2])
+
+
+async def test_delayed_job_waits_for_its_time(runner: PostgresRunner, seen: list[Any]) -> None:
+    """schedule_job_at holds the job until run_at, then runs it promptly."""
+    await runner.start()
+    run_at = datetime.now(UTC) + timedelta(seconds=1)
+    result = await runner.schedule_job_at("record", "later", run_at, tenant_id="t1")
+    await asyncio.sleep(0.3)
+    assert (await runner.get_job_status(result.job_id, tenant_id="t1")).status is JobStatus.QUEUED
+    info = await finished(runner, result.job_id)
+    assert info.started_at is not None and info.started_at >= run_at
+
+
+async def test_priority_orders_pickup(settings: Any, registry: JobRegistry, seen: list[Any]) -> None:
+    """With one slot, higher priority jobs run first."""
+    async with PostgresRunner(settings.model_copy(update={"worker_concurrency": 1}), registry) as runner:
+        for priority in (0, 5, 1, 9):
+            await runner.schedule_job("record", priority, tenant_id="t1", priority=priority)
+        await runner.start()
+        await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n == 4)
+    assert [data for _, data in seen] == [9, 5, 1, 0]
+
+
+async def test_singleton_key_allows_one_live_job(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A second job with a live singleton key returns the first; after it finishes, the key frees."""
+    first = await runner.schedule_job("record", 1, tenant_id="t1", singleton_key="k")
+    second = await runner.schedule_job("record", 2, tenant_id="t1", singleton_key="k")
+    assert (second.job_id, second.created) == (first.job_id, False)
+    await runner.start()
+    await finished(runner, first.job_id)
+    third = await runner.schedule_job("record", 3, tenant_id="t1", singleton_key="k")
+    assert third.created and third.job_id != first.job_id
+
+
+async def test_same_job_id_is_idempotent(runner: PostgresRunner, seen: list[Any]) -> None:
+    """Scheduling the same job id twice writes one job."""
+    first = await runner.schedule_job(
+        "record", 1, tenant_id="t1", job_id="0b4a3c1e-3f5c-4a36-9d7b-4d1c0b5e9a11"
+    )
+    again = await runner.schedule_job("record", 1, tenant_id="t1", job_id=first.job_id)
+    assert not again.created and again.job_id == first.job_id
+    assert len(await runner.list_jobs(tenant_id="t1")) == 1
+
+
+async def test_retries_back_off_then_succeed(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A failing handler is retried with backoff and its attempts are recorded."""
+    await runner.start()
+    result = await runner.schedule_job("flaky", {"fail_times": 2}, tenant_id="t1")
+    info = await finished(runner, result.job_id)
+    assert (info.status, info.attempts, info.result) == (JobStatus.COMPLETED, 3, 3)
+    assert [attempt for _, attempt in seen] == [1, 2, 3]
+
+
+async def test_retries_exhausted_keep_the_failed_job(runner: PostgresRunner, seen: list[Any]) -> None:
+    """After max_attempts the job is failed with the last error, and can be retried by hand."""
+    await runner.start()
+    result = await runner.schedule_job("flaky", {"fail_times": 10}, tenant_id="t1")
+    info = await finished(runner, result.job_id)
+    assert (info.status, info.attempts) == (JobStatus.FAILED, 3)
+    assert info.error == "RuntimeError: attempt 3 fails"
+    await runner.retry_job(result.job_id, tenant_id="t1")
+    again = await finished(runner, result.job_id)
+    assert again.status is JobStatus.FAILED
+    assert again.metadata["manual_retries"] == 1
+    assert len(seen) == 6
+
+
+async def test_non_retryable_error_fails_at_once(runner: PostgresRunner, seen: list[Any]) -> None:
+    """An error type listed non-retryable ends the job after one attempt."""
+    await runner.start()
+    result = await runner.schedule_job("fatal", None, tenant_id="t1")
+    info = await finished(runner, result.job_id)
+    assert (info.status, info.attempts) == (JobStatus.FAILED, 1)
+    assert info.error is not None and info.error.startswith("KeyError")
+
+
+async def test_timeout_fails_the_attempt(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A handler running past its timeout is stopped and the job fails."""
+    await runner.start()
+    result = await runner.schedule_job("slow", None, tenant_id="t1")
+    info = await finished(runner, result.job_id)
+    assert info.status is JobStatus.FAILED
+    assert info.error is not None and "timeout" in info.error
+
+
+async def test_cancel_queued_job_at_once(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A queued job is cancelled immediately and never runs."""
+    result = await runner.schedule_job("record", 1, tenant_id="t1")
+    assert await runner.cancel_job(result.job_id, tenant_id="t1")
+    await runner.start()
+    await asyncio.sleep(0.3)
+    assert (await runner.get_job_status(result.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
+    assert seen == []
+    assert not await runner.cancel_job(result.job_id, tenant_id="t1")
+
+
+async def test_cancel_running_job_cooperatively(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A running handler sees ctx.cancelled promptly and the job ends cancelled."""
+    await runner.start()
+    result = await runner.schedule_job("cooperative", None, tenant_id="t1")
+    await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n == 1)
+    assert await runner.cancel_job(result.job_id, tenant_id="t1")
+    info = await eventually(
+        lambda: runner.get_job_status(result.job_id, tenant_id="t1"),
+        lambda i: i.status.is_finished,
+        timeout=2.0,
+    )
+    assert info.status is JobStatus.CANCELLED
+
+
+async def test_recurring_interval_fires_and_reregistration_updates(
+    runner: PostgresRunner, seen: list[Any]
+) -> None:
+    """An interval schedule fires repeatedly; registering again updates, never duplicates."""
+    first = await runner.schedule_recurring_job("record", "a", "1 second", tenant_id="t1")
+    second = await runner.schedule_recurring_job("record", "b", "1 second", tenant_id="t1")
+    assert second.job_id == first.job_id and not second.created
+    schedule = await runner.get_job_status(first.job_id, tenant_id="t1")
+    assert schedule.status is JobStatus.ACTIVE and schedule.metadata["schedule"] == "1 second"
+    await runner.start()
+    await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n >= 2, timeout=6)
+    assert {data for _, data in seen} == {"b"}
+    assert await runner.cancel_job(first.job_id, tenant_id="t1")
+    assert (await runner.get_job_status(first.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
+
+
+async def test_cron_schedule_is_registered(runner: PostgresRunner, seen: list[Any]) -> None:
+    """A cron schedule stores its next tick as the row's run_at."""
+    result = await runner.schedule_recurring_job("record", None, "0 0 * * *", tenant_id="t1")
+    info = await runner.get_job_status(result.job_id, tenant_id="t1")
+    assert info.run_at.hour == 0 and info.run_at.minute == 0 and info.run_at > datetime.now(UTC)
+
+
+async def test_monitoring_lists_filters_pages_and_counts(runner: PostgresRunner, seen: list[Any]) -> None:
+    """list_jobs filters by status and type with paging; counts cover every status."""
+    for n in range(5):
+        await runner.schedule_job("record", n, tenant_id="t1")
+    plain = await runner.schedule_job("plain", 0, tenant_id="t1")
+    await runner.cancel_job(plain.job_id, tenant_id="t1")
+    assert len(await runner.list_jobs(tenant_id="t1", job_name="record")) == 5
+    page = await runner.list_jobs(tenant_id="t1", job_name="record", limit=2, offset=4)
+    assert len(page) == 1
+    cancelled = await runner.list_jobs(tenant_id="t1", status="cancelled")
+    assert [j.job_id for j in cancelled] == [plain.job_id]
+    counts = await runner.count_jobs_by_status(tenant_id="t1")
+    assert counts[JobStatus.QUEUED] == 5 and counts[JobStatus.CANCELLED] == 1
+    assert counts[JobStatus.FAILED] == 0
+
+
+async def test_batch_enqueue_runs_every_job(runner: PostgresRunner, seen: list[Any]) -> None:
+    """schedule_jobs writes many jobs in one statement; all complete."""
+    results = await runner.schedule_jobs("record", list(range(300)), tenant_id="t1")
+    assert len({r.job_id for r in results}) == 300
+    await runner.start()
+    await eventually(
+        lambda: runner.count_jobs_by_status(tenant_id="t1"), lambda c: c[JobStatus.COMPLETED] == 300
+    )
+    assert sorted(data for _, data in seen) == list(range(300))
+
+
+async def test_prune_removes_old_finished_jobs(
+    runner: PostgresRunner, seen: list[Any], conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """Finished jobs past retention are deleted with their details; live ones stay."""
+    await runner.start()
+    done = await runner.schedule_job("invoice", {"billing_cycle_id": "c"}, tenant_id="t1")
+    await finished(runner, done.job_id)
+    live = await runner.schedule_job_at("record", 1, datetime.now(UTC) + timedelta(hours=1), tenant_id="t1")
+    await conn.execute(
+        "UPDATE jobs SET completed_at = now() - interval '30 days' WHERE job_id = %s", [done.job_id]
+    )
+    assert await runner.prune() == 1
+    remaining = await runner.list_jobs(tenant_id="t1")
+    assert [j.job_id for j in remaining] == [live.job_id]
+    cur = await conn.execute("SELECT count(*) FROM job_details")
+    assert (await cur.fetchone()) == (0,)
+
+
+async def test_stop_leaves_nothing_processing(runner: PostgresRunner, seen: list[Any]) -> None:
+    """stop() with a short grace hands unfinished jobs back as queued, attempt not spent."""
+    await runner.start()
+    result = await runner.schedule_job("cooperative", None, tenant_id="t1")
+    await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n == 1)
+    assert runner.worker is not None
+    await runner.worker.stop(grace=0.1)
+    info = await runner.get_job_status(result.job_id, tenant_id="t1")
+    assert (info.status, info.attempts) == (JobStatus.QUEUED, 0)
+
+
+async def test_health_reports_postgres(runner: PostgresRunner) -> None:
+    """is_healthy pings PostgreSQL."""
+    report = await runner.is_healthy()
+    assert report.healthy and report.engines[0].engine is RunnerType.POSTGRES

@@ -1,0 +1,59 @@
+"""JobRegistry: registration, payload validation and handler invocation."""
+
+from typing import Any
+
+import pydantic
+import pytest
+
+from algajobs import JobContext, JobRegistry, PayloadValidationError, UnknownJobError, ValidationError
+
+
+class Invoice(pydantic.BaseModel):
+    billing_cycle_id: str
+
+
+def test_payload_is_validated_against_the_handler_model() -> None:
+    """The second parameter's annotation is the payload model."""
+    registry = JobRegistry()
+
+    @registry.handler("invoice")
+    async def invoice(ctx: JobContext, data: Invoice) -> None: ...
+
+    definition = registry.get("invoice")
+    assert definition.is_async
+    assert definition.validate_payload({"billing_cycle_id": "c1"}) == {"billing_cycle_id": "c1"}
+    assert definition.validate_payload(Invoice(billing_cycle_id="c2")) == {"billing_cycle_id": "c2"}
+    with pytest.raises(PayloadValidationError):
+        definition.validate_payload({"wrong": 1})
+
+
+def test_plain_functions_are_registered_as_sync() -> None:
+    """A plain def handler is marked to run in a thread."""
+    registry = JobRegistry()
+
+    @registry.handler("plain")
+    def plain(ctx: JobContext, data: Any) -> None: ...
+
+    assert not registry.get("plain").is_async
+
+
+def test_unknown_and_duplicate_names_are_errors() -> None:
+    """Looking up an unregistered name or registering twice raises."""
+    registry = JobRegistry()
+
+    @registry.handler("once")
+    async def once(ctx: JobContext, data: Any) -> None: ...
+
+    with pytest.raises(UnknownJobError):
+        registry.get("missing")
+    with pytest.raises(ValidationError):
+        registry.handler("once")(once)
+    with pytest.raises(ValidationError):
+        registry.handler("bad name!")
+
+
+def test_handler_must_take_ctx_and_data() -> None:
+    """A handler with the wrong arity is refused at registration."""
+    registry = JobRegistry()
+    with pytest.raises(ValidationError):
+        registry.handler("x")(lambda ctx: None)

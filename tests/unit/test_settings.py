@@ -1,0 +1,40 @@
+"""Settings: environment names, aliases and errors that name the variable."""
+
+import pytest
+
+from algajobs import ConfigurationError, RunnerType, Settings
+
+
+def test_defaults_follow_the_design() -> None:
+    """Temporal first, fallback on, task queue alga-jobs."""
+    settings = Settings.load()
+    assert settings.runner_type is RunnerType.TEMPORAL
+    assert settings.fallback_to_postgres
+    assert settings.temporal_task_queue == "alga-jobs"
+
+
+def test_environment_names_and_pgboss_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JOB_RUNNER_TYPE=pgboss means postgres; the fallback flag has two names."""
+    monkeypatch.setenv("JOB_RUNNER_TYPE", "pgboss")
+    monkeypatch.setenv("JOB_RUNNER_FALLBACK_TO_POSTGRES", "false")
+    monkeypatch.setenv("TEMPORAL_JOB_TASK_QUEUE", "other")
+    settings = Settings.load()
+    assert settings.runner_type is RunnerType.POSTGRES
+    assert not settings.fallback_to_postgres
+    assert settings.temporal_task_queue == "other"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("JOB_RUNNER_TYPE", "kafka"),
+        ("JOB_WORKER_CONCURRENCY", "0"),
+        ("JOB_SCHEMA", "Robert'); DROP"),
+        ("DATABASE_URL", "mysql://x"),
+    ],
+)
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    """The error message carries the environment variable's name."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.load()
