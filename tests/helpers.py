@@ -16,15 +16,15 @@ async def eventually(
     probe: Callable[[], Awaitable[T]],
     accept: Callable[[T], bool],
     *,
-    timeout: float = 10.0,
+    within: float = 10.0,
     interval: float = 0.02,
 ) -> T:
     """Poll ``probe`` until ``accept`` holds; fail with the last value after ``timeout``."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     value = await probe()
     while not accept(value):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(interval)
         value = await probe()
     return value

@@ -158,7 +158,7 @@ async def test_cancel_running_job_cooperatively(runner: PostgresRunner, seen: li
     info = await eventually(
         lambda: runner.get_job_status(result.job_id, tenant_id="t1"),
         lambda i: i.status.is_finished,
-        timeout=2.0,
+        within=2.0,
     )
     assert info.status is JobStatus.CANCELLED
 
@@ -173,7 +173,7 @@ async def test_recurring_interval_fires_and_reregistration_updates(
     schedule = await runner.get_job_status(first.job_id, tenant_id="t1")
     assert schedule.status is JobStatus.ACTIVE and schedule.metadata["schedule"] == "1 second"
     await runner.start()
-    await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n >= 2, timeout=6)
+    await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n >= 2, within=6)
     assert {data for _, data in seen} == {"b"}
     assert await runner.cancel_job(first.job_id, tenant_id="t1")
     assert (await runner.get_job_status(first.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
