@@ -95,6 +95,24 @@ class Settings(BaseSettings):
             return RunnerType.POSTGRES
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("poll_interval", "lease_duration", "shutdown_grace", "retention", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # Environment variables give these in seconds ("0.5", "30").
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("poll_interval", "lease_duration")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
+
     @field_validator("schema_name")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:

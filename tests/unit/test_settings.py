@@ -31,6 +31,8 @@ def test_environment_names_and_pgboss_alias(monkeypatch: pytest.MonkeyPatch) -> 
         ("JOB_WORKER_CONCURRENCY", "0"),
         ("JOB_SCHEMA", "Robert'); DROP"),
         ("DATABASE_URL", "mysql://x"),
+        ("JOB_LEASE_SECONDS", "0"),
+        ("JOB_POLL_INTERVAL", "soon"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
@@ -38,3 +40,12 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
         Settings.load()
+
+
+def test_durations_read_as_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Duration variables take plain seconds."""
+    monkeypatch.setenv("JOB_POLL_INTERVAL", "0.5")
+    monkeypatch.setenv("JOB_LEASE_SECONDS", "12")
+    settings = Settings.load()
+    assert settings.poll_interval.total_seconds() == 0.5
+    assert settings.lease_duration.total_seconds() == 12

@@ -1,0 +1,75 @@
+"""Fault-test fixtures: worker subprocesses that can be killed, and the side-effect tables."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from algajobs import PostgresRunner, Settings
+from tests.faults.app import SETUP, registry
+
+ROOT = Path(__file__).resolve().parents[2]
+WorkerFactory = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+async def effects_runner(settings: Settings) -> AsyncIterator[PostgresRunner]:
+    """A runner (scheduling only) on the fault-test registry, with effect tables created."""
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, options=f"-c search_path={settings.schema_name}"
+    ) as conn:
+        await conn.execute(SETUP)
+    async with PostgresRunner(settings, registry) as runner:
+        yield runner
+
+
+@pytest.fixture
+def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Start `algajobs worker` subprocesses on the test schema; every one is killed at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(**env: Any) -> subprocess.Popen[bytes]:
+        environ = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": settings.database_url,
+            "JOB_SCHEMA": settings.schema_name,
+            "JOB_RUNNER_TYPE": "postgres",
+            "JOB_POLL_INTERVAL": "0.5",
+            "JOB_LEASE_SECONDS": str(settings.lease_duration.total_seconds()),
+            **{k: str(v) for k, v in env.items()},
+        }
+        log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "algajobs", "worker", "--registry", "tests.faults.app:registry"],
+            cwd=ROOT,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+async def scalar(settings: Settings, query: str, params: list[Any] | None = None) -> Any:
+    """Run one query on a fresh connection (survives server restarts) and return one value."""
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, options=f"-c search_path={settings.schema_name}"
+    ) as conn:
+        cur = await conn.execute(query.encode(), params)
+        row = await cur.fetchone()
+        return None if row is None else row[0]

@@ -1,0 +1,76 @@
+"""The database schema: migrations, enums and the fetch query's index."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from algajobs import JobStatus, RunnerType, Settings, migrate
+from algajobs.sql import QUERIES
+from tests.helpers import DSN
+
+
+async def enum_values(conn: psycopg.AsyncConnection[Any], name: str) -> list[str]:
+    """Labels of a Postgres enum in the test schema, in declared order."""
+    cur = await conn.execute(
+        "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE t.typname = %s AND n.nspname = current_schema() ORDER BY e.enumsortorder",
+        [name],
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def test_python_enums_equal_postgres_enums(conn: psycopg.AsyncConnection[Any]) -> None:
+    """JobStatus and RunnerType match the SQL enums value for value."""
+    assert await enum_values(conn, "job_status") == [s.value for s in JobStatus]
+    assert await enum_values(conn, "runner_type") == [r.value for r in RunnerType]
+
+
+async def test_fixed_monitoring_columns_exist(conn: psycopg.AsyncConnection[Any]) -> None:
+    """jobs and job_details carry every column DESIGN.md fixes."""
+    cur = await conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+    )
+    columns = {(r[0], r[1]) for r in await cur.fetchall()}
+    jobs = "tenant job_id type metadata status created_at updated_at user_id runner_type external_id"
+    details = "tenant detail_id job_id step_name status result processed_at retry_count metadata"
+    assert {("jobs", c) for c in [*jobs.split(), "external_run_id"]} <= columns
+    assert {("job_details", c) for c in details.split()} <= columns
+
+
+async def test_concurrent_migrations_apply_once() -> None:
+    """Many processes migrating at once serialize; each migration applies exactly once."""
+    schema = f"aj_test_{uuid.uuid4().hex[:12]}"
+    settings = Settings.load(database_url=DSN, schema_name=schema)
+    try:
+        results = await asyncio.gather(*(migrate(settings) for _ in range(5)))
+        assert sorted(len(r) for r in results) == [0, 0, 0, 0, 1]
+        assert await migrate(settings) == []
+    finally:
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+            await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.mark.usefixtures("settings")
+async def test_claim_query_uses_the_fetch_index(conn: psycopg.AsyncConnection[Any]) -> None:
+    """With many finished rows, claiming walks the partial index, not the table."""
+    await conn.execute(
+        "INSERT INTO jobs (tenant, job_id, type, status, runner_type, completed_at) "
+        "SELECT 't', gen_random_uuid(), 'x', 'completed', 'postgres', now() FROM generate_series(1, 20000)"
+    )
+    await conn.execute(
+        "INSERT INTO jobs (tenant, job_id, type, status, runner_type) "
+        "SELECT 't', gen_random_uuid(), 'x', 'queued', 'postgres' FROM generate_series(1, 50)"
+    )
+    await conn.execute("ANALYZE jobs")
+    query = sql.SQL("EXPLAIN ") + sql.SQL(QUERIES["claim_jobs"])
+    async with conn.transaction(force_rollback=True):
+        cur = await conn.execute(query, {"limit": 10, "worker_id": "w", "lease": "30 seconds"})
+        plan = "\n".join(row[0] for row in await cur.fetchall())
+    assert "jobs_fetch_idx" in plan, plan
