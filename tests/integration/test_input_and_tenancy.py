@@ -75,7 +75,7 @@ async def test_naive_run_at_writes_nothing(
 ) -> None:
     """schedule_job_at refuses a datetime without timezone."""
     with pytest.raises(InvalidRunAtError):
-        await runner.schedule_job_at("record", 1, datetime(2030, 1, 1), tenant_id="t1")  # noqa: DTZ001
+        await runner.schedule_job_at("record", 1, datetime(2030, 1, 1), tenant_id="t1")
     assert await row_count(conn) == 0
 
 

@@ -33,7 +33,7 @@ async def test_python_enums_equal_postgres_enums(conn: psycopg.AsyncConnection[A
 
 
 async def test_fixed_monitoring_columns_exist(conn: psycopg.AsyncConnection[Any]) -> None:
-    """jobs and job_details carry every column DESIGN.md fixes."""
+    """Jobs and job_details carry every column DESIGN.md fixes."""
     cur = await conn.execute(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
     )

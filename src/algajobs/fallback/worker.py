@@ -151,6 +151,7 @@ class PostgresWorker:
             self._wake.set()
         elif self._next_due is None or epoch < self._next_due:
             self._next_due = epoch
+            self._wake.set()  # an idle wait in progress must shorten to the new due time
 
     def _on_cancel(self, job_id: UUID) -> None:
         item = self._running.get(job_id)
