@@ -125,5 +125,15 @@ def _payload_type(fn: Callable[..., Any]) -> Any:
     params = list(inspect.signature(fn).parameters.values())
     if len(params) != 2:
         raise ValidationError(f"handler {fn.__name__} must take (ctx, data)")
-    hints = typing.get_type_hints(fn)
-    return hints.get(params[1].name, Any)
+    annotation = params[1].annotation
+    if annotation is inspect.Parameter.empty:
+        return Any
+    if not isinstance(annotation, str):
+        return annotation
+    # Postponed annotations: resolve only the payload's, so an unresolvable
+    # ``ctx`` hint in a local scope does not matter.
+    scope = {**vars(typing), **fn.__globals__, **inspect.getclosurevars(fn).nonlocals}
+    try:
+        return eval(annotation, scope)
+    except NameError as exc:
+        raise ValidationError(f"cannot resolve payload type {annotation!r} of {fn.__name__}: {exc}") from None

@@ -57,3 +57,23 @@ def test_handler_must_take_ctx_and_data() -> None:
     registry = JobRegistry()
     with pytest.raises(ValidationError):
         registry.handler("x")(lambda ctx: None)
+
+
+def test_only_the_payload_annotation_must_resolve() -> None:
+    """An unresolvable ctx hint (a local import, say) does not break registration."""
+    registry = JobRegistry()
+
+    async def handler(ctx: "LocallyImportedContext", data: "Invoice") -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    registry.handler("local")(handler)
+    assert registry.get("local").payload_type is Invoice
+
+
+def test_unresolvable_payload_annotation_is_a_clear_error() -> None:
+    """A payload type that cannot be found is reported at registration."""
+    registry = JobRegistry()
+
+    async def handler(ctx: JobContext, data: "Missing") -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    with pytest.raises(ValidationError, match="Missing"):
+        registry.handler("missing")(handler)
