@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import psycopg
@@ -22,6 +22,7 @@ from .enums import RunnerType
 from .errors import EngineUnavailableError
 from .models import EngineHealth
 from .settings import Settings
+from .sql import QUERIES
 
 log = logging.getLogger("algajobs.db")
 T = TypeVar("T")
@@ -79,6 +80,17 @@ async def with_retry(
         with attempt:
             return await operation()
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+async def run_query(pool: Pool, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+    """Run the named query on a pooled connection, retrying transient errors; return its rows."""
+
+    async def run() -> list[Row]:
+        async with pool.connection() as conn:
+            cur = await conn.execute(QUERIES[name], params)
+            return await cur.fetchall() if cur.description else []
+
+    return await with_retry(run, what=name)
 
 
 async def check_postgres(settings: Settings, pool: Pool | None = None, *, wait: int = 2) -> EngineHealth:

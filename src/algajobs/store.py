@@ -13,12 +13,11 @@ from uuid import UUID, uuid4
 from psycopg.types.json import Jsonb
 
 from . import validation
-from .db import Pool, with_retry
+from .db import Pool, run_query
 from .enums import JobStatus, RunnerType
 from .errors import JobNotFoundError, JobStateError, ValidationError
 from .models import JobDetail, JobInfo, ScheduleResult
 from .scheduling import JobRequest
-from .sql import QUERIES
 
 MAX_PAGE = 1_000
 
@@ -30,12 +29,7 @@ class JobStore:
         self._pool = pool
 
     async def _execute(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        async def run() -> list[dict[str, Any]]:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(QUERIES[name], params)
-                return await cur.fetchall() if cur.description else []
-
-        return await with_retry(run, what=name)
+        return await run_query(self._pool, name, params)
 
     async def insert_job(
         self,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from ..db import Pool, with_retry
+from ..db import Pool, run_query
 from ..enums import JobStatus
 from ..sql import QUERIES
 
@@ -37,12 +37,7 @@ class QueueOps:
         self._lease = lease
 
     async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async def run() -> list[dict[str, Any]]:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(QUERIES[name], params)
-                return await cur.fetchall() if cur.description else []
-
-        return await with_retry(run, what=name)
+        return await run_query(self._pool, name, params)
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` due jobs (one statement, ``SKIP LOCKED``)."""
