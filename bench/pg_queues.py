@@ -101,9 +101,7 @@ async def bench_algajobs(jobs: int, samples: int) -> Result:
     result = Result("algajobs")
     async with PostgresRunner(settings, registry) as runner:
         n_single = min(jobs, 2000)
-        elapsed = await timed(
-            lambda: _loop(n_single, lambda: runner.schedule_job("noop", None, tenant_id="t"))
-        )
+        elapsed = await timed(lambda: _loop(n_single, lambda: runner.schedule_job("noop", None, tenant_id="t")))
         result.figures["enqueue_single_per_s"] = n_single / elapsed
         remaining = jobs - n_single
         elapsed = await timed(
@@ -178,9 +176,7 @@ async def bench_procrastinate(jobs: int, samples: int) -> Result:
             row = await cur.fetchone()
             result.figures["accounted"] = row[0] if row else 0
 
-        worker = asyncio.create_task(
-            app.run_worker_async(concurrency=CONCURRENCY, install_signal_handlers=False)
-        )
+        worker = asyncio.create_task(app.run_worker_async(concurrency=CONCURRENCY, install_signal_handlers=False))
         await asyncio.sleep(0.5)
         lat = await latency_samples(ping.defer_async, picked, samples)
         worker.cancel()
@@ -226,9 +222,7 @@ async def bench_pgqueuer(jobs: int, samples: int) -> Result:
     elapsed = await timed(lambda: _loop(n_single, lambda: queries.enqueue("noop", None)))
     result.figures["enqueue_single_per_s"] = n_single / elapsed
     remaining = jobs - n_single
-    elapsed = await timed(
-        lambda: _batches(remaining, lambda n: queries.enqueue(["noop"] * n, [None] * n, [0] * n))
-    )
+    elapsed = await timed(lambda: _batches(remaining, lambda n: queries.enqueue(["noop"] * n, [None] * n, [0] * n)))
     result.figures["enqueue_batch_per_s"] = remaining / elapsed if remaining else 0.0
 
     consumer = await connect()

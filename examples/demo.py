@@ -69,10 +69,7 @@ async def main() -> None:
             await asyncio.sleep(0.2)
         print()
         for info in infos:
-            print(
-                f"{info.job_id} {info.status} attempts={info.attempts} "
-                f"result={info.result} error={info.error}"
-            )
+            print(f"{info.job_id} {info.status} attempts={info.attempts} result={info.result} error={info.error}")
         counts = await runner.count_jobs_by_status(tenant_id=tenant)
         print("counts:", {s.value: n for s, n in counts.items() if n})
         if any(i.status is not JobStatus.COMPLETED for i in infos):

@@ -150,9 +150,7 @@ async def _serve(runner: PostgresRunner) -> None:
 @click.option("--data", default="null", help="Payload as JSON.")
 @_tenant
 @_registry_opt
-@click.option(
-    "--at", "run_at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), help="Run at (ISO, with offset)."
-)
+@click.option("--at", "run_at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), help="Run at (ISO, with offset).")
 @click.option("--every", help="Recurring: cron ('0 0 * * *') or interval ('15 minutes').")
 @click.option("--singleton-key", default=None, help="At most one live job per key.")
 @click.option("--priority", type=int, default=0, help="Higher runs first.")
@@ -211,9 +209,7 @@ def status(job_id: str, tenant_id: str) -> None:
 @click.option("--offset", type=click.IntRange(0), default=0)
 @click.option("--counts", is_flag=True, help="Print counts per status instead.")
 @_fail_cleanly
-def list_(
-    tenant_id: str, status_: str | None, job_name: str | None, limit: int, offset: int, counts: bool
-) -> None:
+def list_(tenant_id: str, status_: str | None, job_name: str | None, limit: int, offset: int, counts: bool) -> None:
     """List a tenant's jobs, newest first (or counts per status)."""
 
     async def go() -> None:

@@ -97,9 +97,7 @@ class JobRunner(Protocol):
     async def get_job_details(self, job_id: Any, *, tenant_id: str) -> list[JobDetail]:
         """Return the steps a job recorded."""
 
-    async def count_jobs_by_status(
-        self, *, tenant_id: str, job_name: str | None = None
-    ) -> dict[JobStatus, int]:
+    async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
         """Return this tenant's job counts per status."""
 
     async def start(self) -> None:

@@ -77,9 +77,7 @@ class Settings(BaseSettings):
         default=timedelta(seconds=30), validation_alias=_env("shutdown_grace", "JOB_SHUTDOWN_GRACE")
     )
     """Time in-flight jobs get to finish on stop before being handed back (``JOB_SHUTDOWN_GRACE``)."""
-    retention: timedelta = Field(
-        default=timedelta(days=7), validation_alias=_env("retention", "JOB_RETENTION")
-    )
+    retention: timedelta = Field(default=timedelta(days=7), validation_alias=_env("retention", "JOB_RETENTION"))
     """Finished jobs older than this are pruned (``JOB_RETENTION``, seconds)."""
     max_payload_bytes: int = Field(
         default=256 * 1024, ge=1, validation_alias=_env("max_payload_bytes", "JOB_MAX_PAYLOAD_BYTES")
@@ -147,9 +145,7 @@ def _variable(name: str, alias: object) -> str:
 _VARIABLES = {
     str(choice): _variable(name, field.validation_alias)
     for name, field in Settings.model_fields.items()
-    for choice in (
-        field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else [name]
-    )
+    for choice in (field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else [name])
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,6 +21,16 @@ from .models import JobDetail, JobInfo, ScheduleResult
 from .scheduling import JobRequest
 
 MAX_PAGE = 1_000
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel changed: the status before and after, and who owns the job."""
+
+    previous_status: JobStatus
+    status: JobStatus
+    runner_type: RunnerType
+    external_id: str | None
 
 
 class JobStore:
@@ -112,9 +123,7 @@ class JobStore:
         )
         return [JobInfo.from_row(row) for row in rows]
 
-    async def count_jobs_by_status(
-        self, *, tenant_id: object, job_name: str | None = None
-    ) -> dict[JobStatus, int]:
+    async def count_jobs_by_status(self, *, tenant_id: object, job_name: str | None = None) -> dict[JobStatus, int]:
         """Return how many of this tenant's jobs are in each status (zeros included)."""
         rows = await self._execute(
             "count_jobs_by_status", {"tenant": validation.tenant_id(tenant_id), "type": job_name}
@@ -169,12 +178,18 @@ class JobStore:
         )
         return detail_id
 
-    async def cancel(self, job_id: object, *, tenant_id: object) -> JobStatus | None:
-        """Cancel a live job; return its status after the call, None if nothing was live."""
+    async def cancel(self, job_id: object, *, tenant_id: object) -> CancelOutcome | None:
+        """Cancel a live job; None if it had already finished (JobNotFoundError if absent)."""
         key = _key(job_id, tenant_id)
         rows = await self._execute("cancel_job", key)
         if rows:
-            return JobStatus(rows[0]["status"])
+            row = rows[0]
+            return CancelOutcome(
+                previous_status=JobStatus(row["previous_status"]),
+                status=JobStatus(row["status"]),
+                runner_type=RunnerType(row["runner_type"]),
+                external_id=row["external_id"],
+            )
         await self.get_job(key["job_id"], tenant_id=key["tenant"])  # raises if not this tenant's
         return None
 
@@ -192,9 +207,7 @@ class StoreReporter:
         """Persist progress on the job row."""
         await self._store.update_progress(self._tenant_id, self._job_id, progress, message)
 
-    async def add_detail(
-        self, step_name: str, status: JobStatus, result: Any, metadata: dict[str, Any] | None
-    ) -> UUID:
+    async def add_detail(self, step_name: str, status: JobStatus, result: Any, metadata: dict[str, Any] | None) -> UUID:
         """Write a details row, tagged with the current attempt."""
         return await self._store.add_detail(
             self._tenant_id,

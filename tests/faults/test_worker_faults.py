@@ -24,9 +24,7 @@ async def wait_started(settings: Settings, count: int, within: float = 15.0) -> 
 
 async def wait_exit(proc: subprocess.Popen[bytes], within: float) -> int:
     """Wait for a subprocess to exit without blocking the loop."""
-    code = await eventually(
-        lambda: asyncio.sleep(0, result=proc.poll()), lambda c: c is not None, within=within
-    )
+    code = await eventually(lambda: asyncio.sleep(0, result=proc.poll()), lambda c: c is not None, within=within)
     assert code is not None
     return code
 

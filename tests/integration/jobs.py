@@ -49,9 +49,7 @@ def register_all(registry: JobRegistry, seen: list[Any]) -> None:
 
     @registry.handler(
         "fatal",
-        retry=RetryPolicy(
-            max_attempts=5, initial_interval=timedelta(milliseconds=10), non_retryable=(KeyError,)
-        ),
+        retry=RetryPolicy(max_attempts=5, initial_interval=timedelta(milliseconds=10), non_retryable=(KeyError,)),
     )
     async def fatal(ctx: JobContext, data: Any) -> None:
         seen.append((ctx.job_id, ctx.attempt))

@@ -41,9 +41,7 @@ async def test_immediate_job_runs_and_reports(runner: PostgresRunner, seen: list
     assert (info.progress, info.result, info.attempts, info.user_id) == (100, {"pages": 3}, 1, "u1")
     assert info.started_at is not None and info.completed_at is not None
     details = await runner.get_job_details(result.job_id, tenant_id="t1")
-    assert [(d.step_name, d.status, d.result) for d in details] == [
-        ("render", JobStatus.COMPLETED, {"pages": 3})
-    ]
+    assert [(d.step_name, d.status, d.result) for d in details] == [("render", JobStatus.COMPLETED, {"pages": 3})]
     assert seen == [(result.job_id, "c1")]
 
 
@@ -89,9 +87,7 @@ async def test_singleton_key_allows_one_live_job(runner: PostgresRunner, seen: l
 
 async def test_same_job_id_is_idempotent(runner: PostgresRunner, seen: list[Any]) -> None:
     """Scheduling the same job id twice writes one job."""
-    first = await runner.schedule_job(
-        "record", 1, tenant_id="t1", job_id="0b4a3c1e-3f5c-4a36-9d7b-4d1c0b5e9a11"
-    )
+    first = await runner.schedule_job("record", 1, tenant_id="t1", job_id="0b4a3c1e-3f5c-4a36-9d7b-4d1c0b5e9a11")
     again = await runner.schedule_job("record", 1, tenant_id="t1", job_id=first.job_id)
     assert not again.created and again.job_id == first.job_id
     assert len(await runner.list_jobs(tenant_id="t1")) == 1
@@ -163,9 +159,7 @@ async def test_cancel_running_job_cooperatively(runner: PostgresRunner, seen: li
     assert info.status is JobStatus.CANCELLED
 
 
-async def test_recurring_interval_fires_and_reregistration_updates(
-    runner: PostgresRunner, seen: list[Any]
-) -> None:
+async def test_recurring_interval_fires_and_reregistration_updates(runner: PostgresRunner, seen: list[Any]) -> None:
     """An interval schedule fires repeatedly; registering again updates, never duplicates."""
     first = await runner.schedule_recurring_job("record", "a", "1 second", tenant_id="t1")
     second = await runner.schedule_recurring_job("record", "b", "1 second", tenant_id="t1")
@@ -207,9 +201,7 @@ async def test_batch_enqueue_runs_every_job(runner: PostgresRunner, seen: list[A
     results = await runner.schedule_jobs("record", list(range(300)), tenant_id="t1")
     assert len({r.job_id for r in results}) == 300
     await runner.start()
-    await eventually(
-        lambda: runner.count_jobs_by_status(tenant_id="t1"), lambda c: c[JobStatus.COMPLETED] == 300
-    )
+    await eventually(lambda: runner.count_jobs_by_status(tenant_id="t1"), lambda c: c[JobStatus.COMPLETED] == 300)
     assert sorted(data for _, data in seen) == list(range(300))
 
 
@@ -221,9 +213,7 @@ async def test_prune_removes_old_finished_jobs(
     done = await runner.schedule_job("invoice", {"billing_cycle_id": "c"}, tenant_id="t1")
     await finished(runner, done.job_id)
     live = await runner.schedule_job_at("record", 1, datetime.now(UTC) + timedelta(hours=1), tenant_id="t1")
-    await conn.execute(
-        "UPDATE jobs SET completed_at = now() - interval '30 days' WHERE job_id = %s", [done.job_id]
-    )
+    await conn.execute("UPDATE jobs SET completed_at = now() - interval '30 days' WHERE job_id = %s", [done.job_id])
     assert await runner.prune() == 1
     remaining = await runner.list_jobs(tenant_id="t1")
     assert [j.job_id for j in remaining] == [live.job_id]

@@ -26,9 +26,7 @@ def test_cron_next_tick_is_in_utc() -> None:
     assert spec.next_after(datetime(2026, 1, 1, 13, 5, tzinfo=UTC)) == datetime(2026, 1, 2, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    "text", ["", "soon", "0 0 * *", "61 * * * *", "0 minutes", "-5 minutes", "1 fortnight"]
-)
+@pytest.mark.parametrize("text", ["", "soon", "0 0 * *", "61 * * * *", "0 minutes", "-5 minutes", "1 fortnight"])
 def test_invalid_specs_raise_typed_error(text: str) -> None:
     """Anything that is neither cron nor interval is rejected."""
     with pytest.raises(InvalidScheduleError):

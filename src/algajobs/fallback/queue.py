@@ -41,9 +41,7 @@ class QueueOps:
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` due jobs (one statement, ``SKIP LOCKED``)."""
-        rows = await self._run(
-            "claim_jobs", {"limit": limit, "worker_id": self.worker_id, "lease": self._lease}
-        )
+        rows = await self._run("claim_jobs", {"limit": limit, "worker_id": self.worker_id, "lease": self._lease})
         return [
             ClaimedJob(
                 tenant_id=r["tenant"],

@@ -174,10 +174,7 @@ class PostgresRunner:
                 await conn.execute(QUERIES["insert_jobs"], params)
 
         await with_retry(run, what="insert_jobs")
-        return [
-            ScheduleResult(job_id=r.job_id, external_id=None, runner_type=RunnerType.POSTGRES)
-            for r in requests
-        ]
+        return [ScheduleResult(job_id=r.job_id, external_id=None, runner_type=RunnerType.POSTGRES) for r in requests]
 
     async def schedule_recurring_job(
         self,
@@ -210,9 +207,7 @@ class PostgresRunner:
             row = await cur.fetchone()
         if row is None:
             info = await self.store.get_job(job, tenant_id=tenant)
-            raise JobStateError(
-                f"job {info.job_id} is {info.status}; only failed or cancelled jobs can be retried"
-            )
+            raise JobStateError(f"job {info.job_id} is {info.status}; only failed or cancelled jobs can be retried")
         return ScheduleResult(job_id=job, external_id=None, runner_type=RunnerType.POSTGRES)
 
     # -- monitoring ----------------------------------------------------------
@@ -239,9 +234,7 @@ class PostgresRunner:
         """Return the steps recorded by the job's handler."""
         return await self.store.get_job_details(job_id, tenant_id=tenant_id)
 
-    async def count_jobs_by_status(
-        self, *, tenant_id: str, job_name: str | None = None
-    ) -> dict[JobStatus, int]:
+    async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
         """Return this tenant's job counts per status."""
         return await self.store.count_jobs_by_status(tenant_id=tenant_id, job_name=job_name)
 

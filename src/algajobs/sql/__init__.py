@@ -18,6 +18,8 @@ def _parse(text: str) -> dict[str, LiteralString]:
     queries: dict[str, LiteralString] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [line for line in body.strip().splitlines() if not line.startswith("--")]
+        if name in queries:
+            raise ValueError(f"queries.sql defines {name!r} twice")
         queries[name] = "\n".join(lines)  # shipped file text, never user input
     return queries
 

@@ -113,20 +113,26 @@ VALUES (%(tenant)s, %(detail_id)s, %(job_id)s, %(step_name)s, %(status)s, %(resu
 
 -- name: cancel_job
 -- Queued jobs and schedules end at once; a running job is asked to stop.
-WITH target AS (
-    UPDATE jobs
-    SET status = CASE WHEN status = 'processing' THEN status
-                      ELSE 'cancelled'::job_status END,
-        completed_at = CASE WHEN status = 'processing' THEN completed_at ELSE now() END,
-        cancel_requested = true, updated_at = now()
+WITH old AS (
+    SELECT tenant, job_id, status FROM jobs
     WHERE tenant = %(tenant)s AND job_id = %(job_id)s
       AND status IN ('pending', 'queued', 'processing', 'active')
-    RETURNING tenant, job_id, status, runner_type, external_id
+    FOR UPDATE
+), target AS (
+    UPDATE jobs AS j
+    SET status = CASE WHEN old.status = 'processing' THEN j.status
+                      ELSE 'cancelled'::job_status END,
+        completed_at = CASE WHEN old.status = 'processing' THEN j.completed_at ELSE now() END,
+        cancel_requested = true, updated_at = now()
+    FROM old
+    WHERE j.tenant = old.tenant AND j.job_id = old.job_id
+    RETURNING j.tenant, j.job_id, old.status AS previous_status, j.status, j.runner_type,
+              j.external_id
 ), dropped AS (
     DELETE FROM schedules AS s USING target
     WHERE s.tenant = target.tenant AND s.schedule_id = target.job_id
 )
-SELECT status, runner_type, external_id FROM target;
+SELECT previous_status, status, runner_type, external_id FROM target;
 
 -- name: retry_job
 -- Manually requeue a failed or cancelled Postgres job with fresh attempts.
@@ -227,3 +233,65 @@ WHERE s.tenant = u.tenant AND s.schedule_id = u.schedule_id;
 -- name: next_schedule_due
 SELECT min(next_run_at) AS next_run_at FROM schedules;
 
+
+-- name: mark_workflow_started
+-- The workflow exists now; a run that already claimed the job is left alone.
+UPDATE jobs SET status = 'queued', external_run_id = %(run_id)s, updated_at = now()
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending';
+
+-- name: delete_pending_job
+-- Undo a job row whose workflow could not be started.
+DELETE FROM jobs
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending';
+
+-- name: claim_for_temporal
+-- Claim the job for one workflow run; whichever engine claims first runs it.
+-- A retried claim by the same run is still a claim.
+WITH claimed AS (
+    UPDATE jobs
+    SET status = 'processing', runner_type = 'temporal', attempts = greatest(attempts, 1),
+        started_at = coalesce(started_at, now()), external_id = %(workflow_id)s,
+        external_run_id = %(run_id)s, updated_at = now()
+    WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+      AND (status IN ('pending', 'queued')
+           OR (status = 'processing' AND runner_type = 'temporal'
+               AND external_run_id = %(run_id)s))
+    RETURNING status, runner_type
+)
+SELECT true AS claimed, status, runner_type FROM claimed
+UNION ALL
+SELECT false, status, runner_type FROM jobs
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND NOT EXISTS (SELECT 1 FROM claimed);
+
+-- name: finish_temporal_job
+UPDATE jobs
+SET status = %(status)s::job_status, error = %(error)s, result = %(result)s,
+    progress = CASE WHEN %(status)s::job_status = 'completed' THEN 100 ELSE progress END,
+    completed_at = now(), updated_at = now()
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
+  AND status IN ('pending', 'queued', 'processing');
+
+-- name: set_attempts
+UPDATE jobs SET attempts = %(attempts)s, updated_at = now()
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s;
+
+-- name: register_scheduled_run
+-- A Temporal Schedule fired: the run gets its own jobs row.
+INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, max_attempts,
+                  schedule_id, external_id, external_run_id)
+VALUES (%(tenant)s, %(job_id)s, %(type)s, 'queued', 'temporal', %(user_id)s, %(data)s,
+        %(max_attempts)s, %(schedule_id)s, %(workflow_id)s, %(run_id)s)
+ON CONFLICT DO NOTHING;
+
+-- name: upsert_temporal_schedule
+-- The 'active' row of a Temporal Schedule; its id is derived from (tenant, name, key).
+INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
+                  max_attempts, metadata, external_id, run_at)
+VALUES (%(tenant)s, %(job_id)s, %(type)s, 'active', 'temporal', %(user_id)s, %(data)s,
+        %(priority)s, %(max_attempts)s, %(metadata)s, %(external_id)s, %(run_at)s)
+ON CONFLICT (tenant, job_id) DO UPDATE
+SET status = 'active', data = EXCLUDED.data, priority = EXCLUDED.priority,
+    user_id = EXCLUDED.user_id, metadata = EXCLUDED.metadata, run_at = EXCLUDED.run_at,
+    external_id = EXCLUDED.external_id, completed_at = NULL, cancel_requested = false,
+    error = NULL, updated_at = now()
+RETURNING (xmax = 0) AS created;

@@ -1,0 +1,159 @@
+"""The three activities of ``genericJobWorkflow``, as one class holding its dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import pydantic
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ..context import JobContext
+from ..enums import JobStatus
+from ..errors import JobCancelledError, UnknownJobError
+from ..registry import JobRegistry
+from ..store import JobStore
+from ..temporal.records import TemporalRecords
+from ..workflows.contracts import (
+    ClaimResult,
+    CreateJobDetailInput,
+    ExecuteJobInput,
+    UpdateJobStatusInput,
+    UpdateProgressSignal,
+)
+from ..workflows.generic_job import CANCELLED_ERROR_TYPE
+
+_HEARTBEAT_EVERY = 0.5  # the SDK throttles what it actually sends
+
+
+class TemporalReporter:
+    """Handler reports from inside an activity: to the jobs row and to the workflow's query state."""
+
+    def __init__(self, store: JobStore, tenant_id: str, job_id: UUID, attempt: int) -> None:
+        self._store = store
+        self._tenant_id = tenant_id
+        self._job_id = job_id
+        self._attempt = attempt
+        info = activity.info()
+        if info.workflow_id is None:
+            raise RuntimeError("executeJobHandler runs only inside genericJobWorkflow")
+        self._workflow = activity.client().get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+
+    async def report_progress(self, progress: int, message: str | None) -> None:
+        """Persist progress and signal it to the workflow so ``getJobState`` shows it."""
+        await self._store.update_progress(self._tenant_id, self._job_id, progress, message)
+        await self._workflow.signal("updateProgress", UpdateProgressSignal(progress=progress, message=message))
+
+    async def add_detail(self, step_name: str, status: JobStatus, result: Any, metadata: dict[str, Any] | None) -> UUID:
+        """Write a ``job_details`` row tagged with the activity attempt."""
+        return await self._store.add_detail(
+            self._tenant_id,
+            self._job_id,
+            step_name=step_name,
+            status=status,
+            result=result,
+            metadata=metadata,
+            retry_count=self._attempt - 1,
+        )
+
+
+class JobActivities:
+    """Activities with their dependencies injected (store and registry)."""
+
+    def __init__(self, store: JobStore, records: TemporalRecords, registry: JobRegistry) -> None:
+        self._store = store
+        self._records = records
+        self._registry = registry
+
+    @activity.defn(name="executeJobHandler")
+    async def execute_job_handler(self, job: ExecuteJobInput) -> Any:
+        """Run the registered handler; errors become Temporal application errors."""
+        try:
+            definition = self._registry.get(job.job_name)
+        except UnknownJobError as exc:
+            raise ApplicationError(str(exc), type="UnknownJobError", non_retryable=True) from None
+        attempt = activity.info().attempt
+        job_id = UUID(job.job_id)
+        if attempt > 1:
+            await self._records.set_attempts(job.tenant_id, job_id, attempt)
+        ctx = JobContext(
+            job_id=job_id,
+            tenant_id=job.tenant_id,
+            job_name=job.job_name,
+            attempt=attempt,
+            user_id=job.user_id,
+            reporter=TemporalReporter(self._store, job.tenant_id, job_id, attempt),
+        )
+        with _heartbeating():
+            try:
+                result = await definition.invoke(ctx, job.data)
+            except asyncio.CancelledError:
+                ctx.request_cancel("cancel requested")
+                raise
+            except JobCancelledError as exc:
+                raise ApplicationError(str(exc), type=CANCELLED_ERROR_TYPE, non_retryable=True) from None
+            except pydantic.ValidationError as exc:
+                raise ApplicationError(str(exc), type="PayloadValidationError", non_retryable=True) from None
+            except Exception as exc:
+                non_retryable = isinstance(exc, definition.retry.non_retryable)
+                raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=non_retryable) from exc
+        if ctx.cancelled:
+            raise ApplicationError(ctx.cancel_reason or "cancelled", type=CANCELLED_ERROR_TYPE, non_retryable=True)
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            raise ApplicationError(f"handler result is not JSON-serializable: {exc}", non_retryable=True) from None
+        return result
+
+    @activity.defn(name="updateJobStatus")
+    async def update_job_status(self, update: UpdateJobStatusInput) -> ClaimResult:
+        """Claim the job (status ``processing``) or record how the run ended."""
+        job_id = UUID(update.job_id)
+        if update.status == JobStatus.PROCESSING:
+            if update.schedule_id is not None:
+                await self._records.register_scheduled_run(update, job_id)
+            return await self._records.claim(update.tenant_id, job_id, update.workflow_id, update.run_id)
+        await self._records.finish(
+            update.tenant_id, job_id, JobStatus(update.status), error=update.error, result=update.result
+        )
+        return ClaimResult(claimed=True, status=update.status)
+
+    @activity.defn(name="createJobDetail")
+    async def create_job_detail(self, detail: CreateJobDetailInput) -> str:
+        """Write one ``job_details`` row for the workflow."""
+        detail_id = await self._store.add_detail(
+            detail.tenant_id,
+            UUID(detail.job_id),
+            step_name=detail.step_name,
+            status=JobStatus(detail.status),
+            result=detail.result,
+            metadata=detail.metadata,
+            retry_count=detail.retry_count,
+        )
+        return str(detail_id)
+
+    @property
+    def all(self) -> list[Any]:
+        """The activity callables, for ``Worker(activities=...)``."""
+        return [self.execute_job_handler, self.update_job_status, self.create_job_detail]
+
+
+@contextlib.contextmanager
+def _heartbeating() -> Iterator[None]:
+    """Heartbeat in the background: liveness for Temporal, and the path cancels arrive by."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(_HEARTBEAT_EVERY)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

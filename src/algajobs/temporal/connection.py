@@ -1,0 +1,62 @@
+"""Connecting to Temporal with the project's data converter, and building the worker."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from ..activities import JobActivities
+from ..errors import EngineUnavailableError
+from ..settings import Settings
+from ..workflows import GenericJobWorkflow
+
+# Deterministic-safe modules imported once by the worker instead of per workflow run.
+_PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "algajobs")
+
+
+async def connect(settings: Settings) -> Client:
+    """Connect to ``TEMPORAL_ADDRESS``; raise EngineUnavailableError if it does not answer."""
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+        )
+    except RuntimeError as exc:
+        raise EngineUnavailableError(
+            f"Temporal unreachable at TEMPORAL_ADDRESS={settings.temporal_address}: {exc}"
+        ) from exc
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every worker and replayer uses (heavy safe modules passed through)."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH))
+
+
+def with_converter(client: Client) -> Client:
+    """The same connection, with the pydantic data converter algajobs payloads need."""
+    if client.data_converter is pydantic_data_converter:
+        return client
+    config = client.config()
+    config["data_converter"] = pydantic_data_converter
+    return Client(**config)
+
+
+def build_worker(client: Client, settings: Settings, activities: JobActivities) -> Worker:
+    """A worker for ``genericJobWorkflow`` and its activities on the configured task queue."""
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[GenericJobWorkflow],
+        activities=activities.all,
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=settings.worker_concurrency,
+        graceful_shutdown_timeout=settings.shutdown_grace,
+        # Cancels reach a running handler on a heartbeat response: send them often.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
+    )

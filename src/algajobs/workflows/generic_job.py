@@ -1,0 +1,220 @@
+"""``genericJobWorkflow``: wait (durably) until due, claim the job, run its handler, record the outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from .contracts import (
+        CancelJobSignal,
+        ClaimResult,
+        CreateJobDetailInput,
+        ExecuteJobInput,
+        GenericJobInput,
+        GenericJobResult,
+        JobState,
+        RetrySpec,
+        UpdateJobStatusInput,
+        UpdateProgressSignal,
+    )
+
+T = TypeVar("T")
+WORKFLOW_NAME = "genericJobWorkflow"
+CANCELLED_ERROR_TYPE = "JobCancelledError"
+_BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# Bookkeeping writes retry until the database answers: losing one would leave the row wrong.
+_BOOKKEEPING_RETRY = TemporalRetryPolicy(maximum_interval=timedelta(seconds=10))
+# Schedule-fired runs have no job id of their own; derive one from the run's
+# workflow id, deterministically, so a replay computes the same id.
+_SCHEDULED_RUN_NAMESPACE = uuid.UUID("5f0c5a52-7d1e-4b0e-9a59-6f1f4b7c2e11")
+
+
+def temporal_retry(spec: RetrySpec) -> TemporalRetryPolicy:
+    """Translate the job's RetryPolicy into Temporal's."""
+    return TemporalRetryPolicy(
+        initial_interval=timedelta(seconds=spec.initial_interval_seconds),
+        backoff_coefficient=spec.backoff_coefficient,
+        maximum_interval=timedelta(seconds=spec.maximum_interval_seconds),
+        maximum_attempts=spec.max_attempts,
+        non_retryable_error_types=[*spec.non_retryable, CANCELLED_ERROR_TYPE],
+    )
+
+
+def heartbeat_timeout(job_timeout: timedelta) -> timedelta:
+    """Heartbeats let a cancel reach the handler; a missed one means the worker died."""
+    return min(job_timeout, timedelta(seconds=30))
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class GenericJobWorkflow:
+    """Runs one job of any registered type; answers ``getJobState`` throughout."""
+
+    def __init__(self) -> None:
+        self._state = JobState(step="created")
+        self._cancel: CancelJobSignal | None = None
+
+    @workflow.run
+    async def run(self, job: GenericJobInput) -> GenericJobResult:
+        """Run the job once it is due and return its outcome."""
+        info = workflow.info()
+        job_id = job.job_id or str(uuid.uuid5(_SCHEDULED_RUN_NAMESPACE, info.workflow_id))
+        self._set(job_id=job_id)
+        if job.run_at is not None and job.run_at > workflow.now():
+            self._set(step="waiting")
+            # A durable timer that still answers queries and reacts to cancelJob.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._cancel is not None, timeout=job.run_at - workflow.now())
+        if self._cancel is not None:
+            return await self._finish(job, job_id, "cancelled", error=self._cancel_reason())
+
+        claim = await _bookkeeping(
+            "updateJobStatus", self._status_input(job, job_id, "processing", claim_fields=True), ClaimResult
+        )
+        if not claim.claimed:
+            reason = f"not run by Temporal: job is {claim.status} on {claim.runner_type}"
+            await self._detail(job, job_id, "claim-lost", "cancelled", {"reason": reason})
+            self._set(step="skipped", error=reason)
+            return GenericJobResult(success=False, job_id=job_id, error=reason, completed_at=workflow.now())
+
+        self._set(step="running", started_at=workflow.now())
+        timeout = timedelta(seconds=job.timeout_seconds)
+        handle = workflow.start_activity(
+            "executeJobHandler",
+            ExecuteJobInput(
+                job_id=job_id,
+                job_name=job.job_name,
+                tenant_id=job.tenant_id,
+                data=job.data,
+                user_id=job.user_id,
+                trace_context=job.trace_context,
+            ),
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=heartbeat_timeout(timeout),
+            retry_policy=temporal_retry(job.retry),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
+        if not handle.done():
+            handle.cancel()
+        try:
+            result = await handle
+        except ActivityError as exc:
+            if self._cancel is not None or _is_cancellation(exc):
+                return await self._finish(job, job_id, "cancelled", error=self._cancel_reason())
+            return await self._finish(job, job_id, "failed", error=_describe(exc, timeout))
+        return await self._finish(job, job_id, "completed", result=result)
+
+    @workflow.signal(name="cancelJob")
+    def cancel_job(self, signal: CancelJobSignal) -> None:
+        """Ask the job to stop: a waiting job never runs, a running handler is cancelled."""
+        if self._cancel is None:
+            self._cancel = signal
+            self._set(cancel_requested=True)
+
+    @workflow.signal(name="updateProgress")
+    def update_progress(self, signal: UpdateProgressSignal) -> None:
+        """Record progress reported by the handler."""
+        self._set(progress=signal.progress, message=signal.message)
+
+    @workflow.query(name="getJobState")
+    def get_job_state(self) -> JobState:
+        """Return the job's current step, progress and error."""
+        return self._state
+
+    # -- helpers -------------------------------------------------------------
+
+    def _set(self, **changes: object) -> None:
+        self._state = self._state.model_copy(update=changes)
+
+    def _cancel_reason(self) -> str:
+        if self._cancel is None:
+            return "cancelled"
+        by = f" by {self._cancel.cancelled_by}" if self._cancel.cancelled_by else ""
+        return f"cancelled{by}: {self._cancel.reason or 'no reason given'}"
+
+    def _status_input(
+        self, job: GenericJobInput, job_id: str, status: str, *, claim_fields: bool = False, **extra: object
+    ) -> UpdateJobStatusInput:
+        info = workflow.info()
+        fields: dict[str, object] = {}
+        if claim_fields and job.schedule_id is not None:
+            fields = {
+                "job_name": job.job_name,
+                "data": job.data,
+                "user_id": job.user_id,
+                "schedule_id": job.schedule_id,
+                "max_attempts": job.retry.max_attempts,
+            }
+        return UpdateJobStatusInput(
+            job_id=job_id,
+            tenant_id=job.tenant_id,
+            status=status,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            **fields,  # type: ignore[arg-type]
+            **extra,  # type: ignore[arg-type]
+        )
+
+    async def _detail(self, job: GenericJobInput, job_id: str, step: str, status: str, result: object) -> None:
+        detail = CreateJobDetailInput(
+            job_id=job_id, tenant_id=job.tenant_id, step_name=step, status=status, result=result
+        )
+        await _bookkeeping("createJobDetail", detail, str)
+
+    async def _finish(
+        self,
+        job: GenericJobInput,
+        job_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        result: object = None,
+    ) -> GenericJobResult:
+        await _bookkeeping(
+            "updateJobStatus", self._status_input(job, job_id, status, error=error, result=result), ClaimResult
+        )
+        progress = 100 if status == "completed" else self._state.progress
+        self._set(step=status, error=error, progress=progress)
+        return GenericJobResult(
+            success=status == "completed",
+            job_id=job_id,
+            error=error,
+            result=result,
+            completed_at=workflow.now(),
+        )
+
+
+async def _bookkeeping(activity: str, arg: object, result_type: type[T]) -> T:
+    result: T = await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=_BOOKKEEPING_TIMEOUT,
+        retry_policy=_BOOKKEEPING_RETRY,
+    )
+    return result
+
+
+def _is_cancellation(exc: ActivityError) -> bool:
+    cause = exc.cause
+    if isinstance(cause, CancelledError):
+        return True
+    return isinstance(cause, ApplicationError) and cause.type == CANCELLED_ERROR_TYPE
+
+
+def _describe(exc: ActivityError, timeout: timedelta) -> str:
+    """The error as stored in the job row; same wording as the PostgreSQL engine."""
+    cause = exc.cause
+    if isinstance(cause, ActivityTimeoutError):
+        return f"HandlerTimeoutError: handler exceeded its timeout of {timeout.total_seconds():g}s"
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type or 'Error'}: {cause.message}"
+    return str(cause or exc)

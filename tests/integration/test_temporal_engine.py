@@ -1,0 +1,223 @@
+"""The Temporal engine on the time-skipping test server, with the real PostgreSQL store."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from algajobs import JobContext, JobRegistry, JobStatus, RetryPolicy, RunnerType, Settings
+from algajobs.temporal.connection import workflow_runner
+from algajobs.temporal.runner import TemporalRunner, workflow_id_for
+from algajobs.testing import test_server_path
+from algajobs.workflows import GenericJobWorkflow
+from algajobs.workflows.contracts import GenericJobResult, JobState
+from tests.helpers import eventually
+from tests.integration.jobs import register_all
+
+HOURS = timedelta(hours=1)
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping test server per test."""
+    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path())
+    async with environment:
+        yield environment
+
+
+@pytest.fixture
+def seen(registry: JobRegistry) -> list[Any]:
+    """Handlers (shared zoo plus Temporal-specific ones) append what they observe."""
+    observed: list[Any] = []
+    register_all(registry, observed)
+    gate = asyncio.Event()
+    registry.gate = gate  # type: ignore[attr-defined]
+
+    @registry.handler(
+        "hourly-retry",
+        retry=RetryPolicy(max_attempts=3, initial_interval=HOURS, maximum_interval=4 * HOURS),
+    )
+    async def hourly_retry(ctx: JobContext, data: Any) -> int:
+        observed.append((ctx.job_id, ctx.attempt))
+        if ctx.attempt < 3:
+            raise ConnectionError(f"attempt {ctx.attempt}")
+        return ctx.attempt
+
+    @registry.handler("gated")
+    async def gated(ctx: JobContext, data: Any) -> str:
+        await ctx.report_progress(40, "waiting at the gate")
+        await gate.wait()
+        return "through"
+
+    return observed
+
+
+@pytest.fixture
+async def runner(
+    env: WorkflowEnvironment, settings: Settings, registry: JobRegistry, seen: list[Any]
+) -> AsyncIterator[TemporalRunner]:
+    """A Temporal runner on a fresh task queue with its worker started."""
+    conf = settings.model_copy(update={"runner_type": RunnerType.TEMPORAL, "temporal_task_queue": f"q-{uuid.uuid4()}"})
+    async with TemporalRunner(conf, registry, client=env.client) as opened:
+        await opened.start()
+        yield opened
+
+
+def handle_of(runner: TemporalRunner, job_id: uuid.UUID) -> WorkflowHandle[Any, GenericJobResult]:
+    """The workflow handle of a job."""
+    return runner.client.get_workflow_handle(workflow_id_for(job_id), result_type=GenericJobResult)
+
+
+async def test_job_runs_as_workflow_and_fills_the_tables(runner: TemporalRunner, seen: list[Any]) -> None:
+    """A job completes on Temporal; the row, details and ids match Temporal's view."""
+    job = await runner.schedule_job("invoice", {"billing_cycle_id": "c1"}, tenant_id="t1", user_id="u1")
+    assert job.runner_type is RunnerType.TEMPORAL
+    result = await handle_of(runner, job.job_id).result()
+    assert result.success
+    assert result.job_id == str(job.job_id)
+    assert result.result == {"pages": 3}
+    info = await runner.get_job_status(job.job_id, tenant_id="t1")
+    assert (info.status, info.runner_type, info.progress, info.result) == (
+        JobStatus.COMPLETED,
+        RunnerType.TEMPORAL,
+        100,
+        {"pages": 3},
+    )
+    described = await handle_of(runner, job.job_id).describe()
+    assert info.external_id == described.id
+    assert info.external_run_id == described.run_id
+    details = await runner.get_job_details(job.job_id, tenant_id="t1")
+    assert [d.step_name for d in details] == ["render"]
+
+
+async def test_retries_back_off_on_temporal_time(
+    runner: TemporalRunner, env: WorkflowEnvironment, seen: list[Any]
+) -> None:
+    """Hour-long backoffs elapse in skipped time; attempts are recorded."""
+    job = await runner.schedule_job("hourly-retry", None, tenant_id="t1")
+    await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n == 1)
+    for _ in range(2):  # each backoff wait is an hour or more of skipped time
+        await env.sleep(3 * HOURS)
+    result = await handle_of(runner, job.job_id).result()
+    assert result.success
+    assert result.result == 3
+    info = await runner.get_job_status(job.job_id, tenant_id="t1")
+    assert (info.status, info.attempts) == (JobStatus.COMPLETED, 3)
+
+
+async def test_non_retryable_error_fails_after_one_attempt(runner: TemporalRunner, seen: list[Any]) -> None:
+    """An error type listed non-retryable (matched by class) is not retried."""
+    job = await runner.schedule_job("fatal", None, tenant_id="t1")
+    result = await handle_of(runner, job.job_id).result()
+    assert not result.success
+    assert result.error is not None
+    assert result.error.startswith("KeyError")
+    assert len(seen) == 1
+    info = await runner.get_job_status(job.job_id, tenant_id="t1")
+    assert (info.status, info.error) == (JobStatus.FAILED, result.error)
+
+
+async def test_timeout_fails_the_job(runner: TemporalRunner, seen: list[Any]) -> None:
+    """A handler past its timeout fails the job with the same wording as the Postgres engine."""
+    job = await runner.schedule_job("slow", None, tenant_id="t1")
+    result = await handle_of(runner, job.job_id).result()
+    assert not result.success
+    assert result.error == "HandlerTimeoutError: handler exceeded its timeout of 0.2s"
+
+
+async def test_job_scheduled_hours_ahead_waits_on_a_durable_timer(
+    runner: TemporalRunner, env: WorkflowEnvironment, seen: list[Any]
+) -> None:
+    """schedule_job_at: the workflow waits (answering queries), then runs at run_at."""
+    run_at = datetime.now(UTC) + 5 * HOURS
+    job = await runner.schedule_job_at("record", "later", run_at, tenant_id="t1")
+    handle = handle_of(runner, job.job_id)
+    state = await handle.query("getJobState", result_type=JobState)
+    assert state.step == "waiting"
+    assert seen == []
+    await env.sleep(6 * HOURS)
+    result = await handle.result()
+    assert result.success
+    state = await handle.query("getJobState", result_type=JobState)
+    assert state.started_at is not None
+    assert state.started_at >= run_at
+
+
+async def test_cancel_while_waiting_never_runs(runner: TemporalRunner, seen: list[Any]) -> None:
+    """Cancelling a job waiting on its timer ends it at once; the handler never runs."""
+    job = await runner.schedule_job_at("record", 1, datetime.now(UTC) + HOURS, tenant_id="t1")
+    assert await runner.cancel_job(job.job_id, tenant_id="t1")
+    result = await handle_of(runner, job.job_id).result()
+    assert not result.success
+    assert seen == []
+    assert (await runner.get_job_status(job.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
+
+
+async def test_cancel_while_running_cancels_the_handler(runner: TemporalRunner, seen: list[Any]) -> None:
+    """A cancel signal reaches the running handler through heartbeats; the job ends cancelled."""
+    job = await runner.schedule_job("cooperative", None, tenant_id="t1")
+    await eventually(lambda: asyncio.sleep(0, result=len(seen)), lambda n: n == 1)
+    assert await runner.cancel_job(job.job_id, tenant_id="t1", cancelled_by="test")
+    result = await asyncio.wait_for(handle_of(runner, job.job_id).result(), 30)
+    assert not result.success
+    assert result.error is not None
+    assert "cancelled by test" in result.error
+    info = await runner.get_job_status(job.job_id, tenant_id="t1")
+    assert info.status is JobStatus.CANCELLED
+
+
+async def test_progress_reaches_query_and_row(runner: TemporalRunner, registry: JobRegistry, seen: list[Any]) -> None:
+    """report_progress updates both getJobState and the jobs row."""
+    job = await runner.schedule_job("gated", None, tenant_id="t1")
+    handle = handle_of(runner, job.job_id)
+    state = await eventually(
+        lambda: handle.query("getJobState", result_type=JobState), lambda s: s.progress == 40, within=15
+    )
+    assert (state.step, state.message) == ("running", "waiting at the gate")
+    info = await runner.get_job_status(job.job_id, tenant_id="t1")
+    assert (info.status, info.progress, info.progress_message) == (JobStatus.PROCESSING, 40, "waiting at the gate")
+    registry.gate.set()  # type: ignore[attr-defined]
+    assert (await handle.result()).result == "through"
+
+
+async def test_repeated_job_id_never_starts_a_second_run(runner: TemporalRunner, seen: list[Any]) -> None:
+    """Scheduling the same job id again returns the existing job and starts nothing."""
+    job_id = uuid.uuid4()
+    first = await runner.schedule_job("record", 1, tenant_id="t1", job_id=job_id)
+    again = await runner.schedule_job("record", 1, tenant_id="t1", job_id=job_id)
+    assert first.created
+    assert not again.created
+    await handle_of(runner, job_id).result()
+    assert len(seen) == 1
+
+
+async def test_workflow_replays_deterministically(runner: TemporalRunner, seen: list[Any]) -> None:
+    """The recorded history of a run replays without nondeterminism errors."""
+    job = await runner.schedule_job("flaky", {"fail_times": 1}, tenant_id="t1")
+    handle = handle_of(runner, job.job_id)
+    await handle.result()
+    history = await handle.fetch_history()
+    replayer = Replayer(
+        workflows=[GenericJobWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+    )
+    await replayer.replay_workflow(history)
+
+
+async def test_activities_carry_the_fixed_names(runner: TemporalRunner) -> None:
+    """The worker registers the three fixed activity names."""
+    from algajobs.activities import JobActivities
+    from algajobs.temporal.records import TemporalRecords
+
+    assert runner._pool is not None
+    activities = JobActivities(runner.store, TemporalRecords(runner._pool), runner.registry)
+    names = [fn.__temporal_activity_definition.name for fn in activities.all]  # type: ignore[attr-defined]
+    assert names == ["executeJobHandler", "updateJobStatus", "createJobDetail"]
