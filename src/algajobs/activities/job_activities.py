@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -14,10 +15,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..context import JobContext
-from ..enums import JobStatus
+from ..enums import JobStatus, RunnerType
 from ..errors import JobCancelledError, UnknownJobError
 from ..registry import JobRegistry
 from ..store import JobStore
+from ..telemetry import execute_span, record_run
 from ..temporal.records import TemporalRecords
 from ..workflows.contracts import (
     ClaimResult,
@@ -89,7 +91,11 @@ class JobActivities:
             user_id=job.user_id,
             reporter=TemporalReporter(self._store, job.tenant_id, job_id, attempt),
         )
-        with _heartbeating():
+        with (
+            execute_span(job.job_name, job_id, job.tenant_id, attempt, RunnerType.TEMPORAL, job.trace_context) as span,
+            _heartbeating(),
+        ):
+            started = time.perf_counter()
             try:
                 result = await definition.invoke(ctx, job.data)
             except asyncio.CancelledError:
@@ -100,8 +106,10 @@ class JobActivities:
             except pydantic.ValidationError as exc:
                 raise ApplicationError(str(exc), type="PayloadValidationError", non_retryable=True) from None
             except Exception as exc:
+                record_run(span, RunnerType.TEMPORAL, job.job_name, JobStatus.FAILED, started, str(exc))
                 non_retryable = isinstance(exc, definition.retry.non_retryable)
                 raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=non_retryable) from exc
+            record_run(span, RunnerType.TEMPORAL, job.job_name, JobStatus.COMPLETED, started)
         if ctx.cancelled:
             raise ApplicationError(ctx.cancel_reason or "cancelled", type=CANCELLED_ERROR_TYPE, non_retryable=True)
         try:

@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 
 from ..context import JobContext
+from ..enums import JobStatus
 from ..errors import JobCancelledError
 from ..registry import JobDefinition
 
@@ -20,6 +21,7 @@ class Completed:
     """The handler returned; its result already encoded as JSON (None for no result)."""
 
     result_json: str | None
+    status = JobStatus.COMPLETED
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Failed:
 
     error: BaseException
     retryable: bool = True
+    status = JobStatus.FAILED
 
     @property
     def message(self) -> str:
@@ -40,6 +43,7 @@ class Cancelled:
     """The handler stopped because cancellation was requested."""
 
     reason: str
+    status = JobStatus.CANCELLED
 
 
 Outcome = Completed | Failed | Cancelled

@@ -18,6 +18,7 @@ from ..schedule_spec import ScheduleSpec
 from ..settings import Settings
 from ..sql import QUERIES
 from ..store import JobStore
+from ..telemetry import carrier, schedule_span
 from .schedules import upsert_schedule
 from .worker import PostgresWorker
 
@@ -106,11 +107,12 @@ class PostgresRunner:
         job_id: Any = None,
     ) -> ScheduleResult:
         """Queue ``name`` to run now; ``job_id`` makes a repeated call idempotent."""
-        request = scheduling.prepare(
-            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-            singleton_key=singleton_key, priority=priority, job_id=job_id,
-        )  # fmt: skip
-        return await self.store.insert_job(request, status=JobStatus.QUEUED, runner_type=RunnerType.POSTGRES)
+        with schedule_span(name, str(tenant_id), RunnerType.POSTGRES):
+            request = scheduling.prepare(
+                self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
+                singleton_key=singleton_key, priority=priority, job_id=job_id,
+            )  # fmt: skip
+            return await self._enqueue(request)
 
     async def schedule_job_at(
         self,
@@ -127,11 +129,20 @@ class PostgresRunner:
         """Queue ``name`` to run at ``run_at`` (timezone-aware)."""
         if run_at is None:
             raise ValidationError("run_at is required")
-        request = scheduling.prepare(
-            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-            singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
-        )  # fmt: skip
-        return await self.store.insert_job(request, status=JobStatus.QUEUED, runner_type=RunnerType.POSTGRES)
+        with schedule_span(name, str(tenant_id), RunnerType.POSTGRES):
+            request = scheduling.prepare(
+                self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
+                singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
+            )  # fmt: skip
+            return await self._enqueue(request)
+
+    async def _enqueue(self, request: scheduling.JobRequest) -> ScheduleResult:
+        """Write a validated request as a queued job, carrying the trace context."""
+        trace_context = carrier()
+        metadata = {"trace": trace_context} if trace_context else None
+        return await self.store.insert_job(
+            request, status=JobStatus.QUEUED, runner_type=RunnerType.POSTGRES, metadata=metadata
+        )
 
     async def schedule_jobs(
         self,

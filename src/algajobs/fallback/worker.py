@@ -23,11 +23,12 @@ from uuid import UUID, uuid4
 
 from ..context import JobContext
 from ..db import Pool
-from ..enums import JobStatus
+from ..enums import JobStatus, RunnerType
 from ..errors import UnknownJobError
 from ..registry import JobDefinition, JobRegistry
 from ..settings import Settings
 from ..store import JobStore, StoreReporter
+from ..telemetry import execute_span, record_run
 from . import schedules
 from .execution import Cancelled, Completed, Failed, Outcome, execute
 from .listener import Listener
@@ -216,7 +217,12 @@ class PostgresWorker:
                 await self._ops.finish(job, JobStatus.FAILED, str(exc))
                 self.stats.failed += 1
                 return
-            outcome = await execute(definition, ctx, job.data)
+            started = time.perf_counter()
+            with execute_span(
+                job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.metadata.get("trace")
+            ) as span:
+                outcome = await execute(definition, ctx, job.data)
+                record_run(span, RunnerType.POSTGRES, job.name, outcome.status, started, _error_of(outcome))
             await self._record(job, definition, outcome)
         except asyncio.CancelledError:
             raise
@@ -315,3 +321,7 @@ class PostgresWorker:
                 log.exception("firing recurring schedules failed")
                 pause = _ERROR_PAUSE
             await asyncio.sleep(max(pause, 0.01))
+
+
+def _error_of(outcome: Outcome) -> str | None:
+    return outcome.message if isinstance(outcome, Failed) else None

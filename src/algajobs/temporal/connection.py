@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -15,7 +16,7 @@ from ..settings import Settings
 from ..workflows import GenericJobWorkflow
 
 # Deterministic-safe modules imported once by the worker instead of per workflow run.
-_PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "algajobs")
+_PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "opentelemetry", "algajobs")
 
 
 async def connect(settings: Settings) -> Client:
@@ -25,6 +26,7 @@ async def connect(settings: Settings) -> Client:
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=pydantic_data_converter,
+            interceptors=[TracingInterceptor()],
         )
     except RuntimeError as exc:
         raise EngineUnavailableError(
@@ -39,10 +41,13 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def with_converter(client: Client) -> Client:
     """The same connection, with the pydantic data converter algajobs payloads need."""
-    if client.data_converter is pydantic_data_converter:
-        return client
     config = client.config()
+    interceptors = list(config["interceptors"])
+    traced = any(isinstance(i, TracingInterceptor) for i in interceptors)
+    if client.data_converter is pydantic_data_converter and traced:
+        return client
     config["data_converter"] = pydantic_data_converter
+    config["interceptors"] = interceptors if traced else [*interceptors, TracingInterceptor()]
     return Client(**config)
 
 

@@ -41,6 +41,7 @@ from ..schedule_spec import ScheduleSpec, SpecKind
 from ..scheduling import JobRequest
 from ..settings import Settings
 from ..store import JobStore
+from ..telemetry import carrier, schedule_span
 from ..workflows import GenericJobWorkflow
 from ..workflows.contracts import CancelJobSignal, GenericJobInput, RetrySpec
 from .connection import build_worker, connect, with_converter
@@ -81,6 +82,7 @@ def workflow_input(
         ),
         timeout_seconds=request.definition.timeout.total_seconds(),
         schedule_id=schedule_id,
+        trace_context=carrier(),
     )
 
 
@@ -216,6 +218,10 @@ class TemporalRunner:
 
     async def submit(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> ScheduleResult:
         """Write the row, start the workflow, mark it queued; a repeated job id starts nothing."""
+        with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
+            return await self._submit(request, rpc_timeout)
+
+    async def _submit(self, request: JobRequest, rpc_timeout: timedelta | None) -> ScheduleResult:
         workflow_id = workflow_id_for(request.job_id)
         result = await self.store.insert_job(
             request, status=JobStatus.PENDING, runner_type=RunnerType.TEMPORAL, external_id=workflow_id

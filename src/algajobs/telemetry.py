@@ -1,0 +1,86 @@
+"""OpenTelemetry traces and metrics, the same on both engines.
+
+One trace per job: ``algajobs.schedule`` (producer) is the root; its context
+travels with the job (``metadata.trace`` on PostgreSQL, the workflow input and
+Temporal's tracing interceptor on Temporal) and parents ``algajobs.execute``
+(consumer) wherever the handler runs. With no SDK configured these are no-ops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from .enums import JobStatus, RunnerType
+
+tracer = trace.get_tracer("algajobs")
+meter = metrics.get_meter("algajobs")
+
+JOBS_SCHEDULED = meter.create_counter("algajobs.jobs.scheduled", unit="{job}", description="Jobs accepted")
+JOBS_FINISHED = meter.create_counter(
+    "algajobs.jobs.finished", unit="{job}", description="Job runs ended, by status (completed, failed, cancelled)"
+)
+SCHEDULE_DURATION = meter.create_histogram(
+    "algajobs.schedule.duration", unit="s", description="Time a schedule_* call took"
+)
+RUN_DURATION = meter.create_histogram("algajobs.job.duration", unit="s", description="Handler run time per attempt")
+CIRCUIT_TRANSITIONS = meter.create_counter(
+    "algajobs.circuit.transitions", unit="{transition}", description="Circuit breaker state changes, by new state"
+)
+
+
+@contextmanager
+def schedule_span(job_name: str, tenant_id: str, engine: RunnerType) -> Iterator[Span]:
+    """Span and metrics around accepting one job."""
+    started = time.perf_counter()
+    attributes = {"algajobs.job.name": job_name, "algajobs.tenant": tenant_id, "algajobs.engine": engine.value}
+    with tracer.start_as_current_span(
+        f"algajobs.schedule {job_name}", kind=SpanKind.PRODUCER, attributes=attributes
+    ) as span:
+        yield span
+    labels = {"engine": engine.value, "job": job_name}
+    JOBS_SCHEDULED.add(1, labels)
+    SCHEDULE_DURATION.record(time.perf_counter() - started, labels)
+
+
+def carrier() -> dict[str, str]:
+    """The current trace context as a dict to store with the job."""
+    out: dict[str, str] = {}
+    propagate.inject(out)
+    return out
+
+
+@contextmanager
+def execute_span(
+    job_name: str, job_id: UUID, tenant_id: str, attempt: int, engine: RunnerType, trace_context: dict[str, str] | None
+) -> Iterator[Span]:
+    """Span for one handler attempt, parented by the job's stored trace context."""
+    parent = propagate.extract(trace_context) if trace_context else None
+    attributes: dict[str, str | int] = {
+        "algajobs.job.name": job_name,
+        "algajobs.job.id": str(job_id),
+        "algajobs.tenant": tenant_id,
+        "algajobs.attempt": attempt,
+        "algajobs.engine": engine.value,
+    }
+    with tracer.start_as_current_span(
+        f"algajobs.execute {job_name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def record_run(
+    span: Span, engine: RunnerType, job_name: str, status: JobStatus, started: float, error: str | None = None
+) -> None:
+    """Mark the span with the attempt's outcome and count it (``started``: a perf_counter reading)."""
+    span.set_attribute("algajobs.status", status.value)
+    if error:
+        span.set_status(Status(StatusCode.ERROR, error))
+    labels = {"engine": engine.value, "job": job_name, "status": status.value}
+    JOBS_FINISHED.add(1, labels)
+    RUN_DURATION.record(time.perf_counter() - started, labels)
