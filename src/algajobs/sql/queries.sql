@@ -234,15 +234,11 @@ WHERE s.tenant = u.tenant AND s.schedule_id = u.schedule_id;
 SELECT min(next_run_at) AS next_run_at FROM schedules;
 
 
--- name: mark_workflow_started
--- The workflow exists now; a run that already claimed the job is left alone.
-UPDATE jobs SET status = 'queued', external_run_id = %(run_id)s, updated_at = now()
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending';
-
--- name: delete_pending_job
--- Undo a job row whose workflow could not be started.
+-- name: delete_unstarted_job
+-- Undo a Temporal job row whose workflow could not be started.
 DELETE FROM jobs
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending';
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
+  AND status IN ('pending', 'queued') AND external_run_id IS NULL;
 
 -- name: claim_for_temporal
 -- Claim the job for one workflow run; whichever engine claims first runs it.

@@ -20,13 +20,9 @@ class TemporalRecords:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def mark_started(self, tenant_id: str, job_id: UUID, run_id: str | None) -> None:
-        """Record that the workflow exists (pending → queued)."""
-        await run_query(self._pool, "mark_workflow_started", {"tenant": tenant_id, "job_id": job_id, "run_id": run_id})
-
-    async def delete_pending(self, tenant_id: str, job_id: UUID) -> None:
-        """Remove a row whose workflow was never started."""
-        await run_query(self._pool, "delete_pending_job", {"tenant": tenant_id, "job_id": job_id})
+    async def delete_unstarted(self, tenant_id: str, job_id: UUID) -> None:
+        """Remove a row whose workflow was never started (and so never claimed it)."""
+        await run_query(self._pool, "delete_unstarted_job", {"tenant": tenant_id, "job_id": job_id})
 
     async def claim(self, tenant_id: str, job_id: UUID, workflow_id: str, run_id: str) -> ClaimResult:
         """Claim the job for this run unless another engine (or a cancel) got there first."""

@@ -217,19 +217,21 @@ class TemporalRunner:
         return await self.submit(request)
 
     async def submit(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> ScheduleResult:
-        """Write the row, start the workflow, mark it queued; a repeated job id starts nothing."""
+        """Write the row, then start the workflow; a repeated job id starts nothing."""
         with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
             return await self._submit(request, rpc_timeout)
 
     async def _submit(self, request: JobRequest, rpc_timeout: timedelta | None) -> ScheduleResult:
         workflow_id = workflow_id_for(request.job_id)
+        # Queued from the start: the workflow's claim records its run id, so
+        # scheduling costs one database round trip besides the Temporal call.
         result = await self.store.insert_job(
-            request, status=JobStatus.PENDING, runner_type=RunnerType.TEMPORAL, external_id=workflow_id
+            request, status=JobStatus.QUEUED, runner_type=RunnerType.TEMPORAL, external_id=workflow_id
         )
         if not result.created:
             return result
         try:
-            handle = await self.client.start_workflow(
+            await self.client.start_workflow(
                 GenericJobWorkflow.run,
                 workflow_input(request, run_at=request.run_at),
                 id=workflow_id,
@@ -237,13 +239,11 @@ class TemporalRunner:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 rpc_timeout=rpc_timeout,
             )
-            run_id = handle.result_run_id
         except WorkflowAlreadyStartedError:
-            run_id = None  # an earlier, ambiguous attempt did start it
+            pass  # an earlier, ambiguous attempt did start it
         except (RPCError, RuntimeError) as exc:
-            await self._require_records().delete_pending(request.tenant_id, request.job_id)
+            await self._require_records().delete_unstarted(request.tenant_id, request.job_id)
             raise EngineUnavailableError(f"Temporal did not accept job {request.job_id}: {exc}") from exc
-        await self._require_records().mark_started(request.tenant_id, request.job_id, run_id)
         return result
 
     async def schedule_recurring_job(

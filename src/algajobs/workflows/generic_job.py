@@ -193,7 +193,8 @@ class GenericJobWorkflow:
 
 
 async def _bookkeeping(activity: str, arg: object, result_type: type[T]) -> T:
-    result: T = await workflow.execute_activity(
+    # Local activities: a row update needs no task-queue round trip through the server.
+    result: T = await workflow.execute_local_activity(
         activity,
         arg,
         result_type=result_type,
