@@ -20,11 +20,12 @@ import click
 from .db import check_postgres
 from .enums import JobStatus, RunnerType
 from .errors import AlgaJobsError
-from .factory import create_runner
+from .factory import AnyRunner, create_runner
 from .fallback import PostgresRunner
 from .migrations import migrate as apply_migrations
 from .models import HealthReport, JobInfo
 from .registry import JobRegistry
+from .router import FailoverRunner
 from .settings import Settings
 from .temporal.runner import TemporalRunner, probe_temporal
 
@@ -132,7 +133,7 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _serve(runner: PostgresRunner | TemporalRunner) -> None:
+async def _serve(runner: AnyRunner) -> None:
     stop = _stop_on_signals()
     log = logging.getLogger("algajobs.cli")
     async with runner:
@@ -146,8 +147,9 @@ async def _serve(runner: PostgresRunner | TemporalRunner) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 30)
-            if isinstance(runner, PostgresRunner) and runner.worker and not stop.is_set():
-                s = runner.worker.stats
+            pg = runner.postgres if isinstance(runner, FailoverRunner) else runner
+            if isinstance(pg, PostgresRunner) and pg.worker and not stop.is_set():
+                s = pg.worker.stats
                 log.info("progress: %d completed, %d failed, %d retried", s.completed, s.failed, s.retried)
         log.info("stopping: finishing in-flight jobs")
     log.info("worker stopped")

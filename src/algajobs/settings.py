@@ -83,6 +83,18 @@ class Settings(BaseSettings):
         default=256 * 1024, ge=1, validation_alias=_env("max_payload_bytes", "JOB_MAX_PAYLOAD_BYTES")
     )
     """Largest serialized payload accepted (``JOB_MAX_PAYLOAD_BYTES``)."""
+    circuit_failure_threshold: int = Field(
+        default=3, ge=1, validation_alias=_env("circuit_failure_threshold", "JOB_CIRCUIT_FAILURE_THRESHOLD")
+    )
+    """Consecutive Temporal failures that open the circuit (``JOB_CIRCUIT_FAILURE_THRESHOLD``)."""
+    circuit_call_timeout: timedelta = Field(
+        default=timedelta(seconds=1), validation_alias=_env("circuit_call_timeout", "JOB_CIRCUIT_CALL_TIMEOUT")
+    )
+    """Longest a schedule call waits on Temporal before falling back (``JOB_CIRCUIT_CALL_TIMEOUT``, s)."""
+    circuit_cool_down: timedelta = Field(
+        default=timedelta(seconds=5), validation_alias=_env("circuit_cool_down", "JOB_CIRCUIT_COOL_DOWN")
+    )
+    """Time the circuit stays open before a probe call (``JOB_CIRCUIT_COOL_DOWN``, seconds)."""
     pool_size: int = Field(default=10, ge=2, le=200, validation_alias=_env("pool_size", "JOB_DB_POOL_SIZE"))
     """Connections per process (``JOB_DB_POOL_SIZE``)."""
 
@@ -93,7 +105,15 @@ class Settings(BaseSettings):
             return RunnerType.POSTGRES
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("poll_interval", "lease_duration", "shutdown_grace", "retention", mode="before")
+    @field_validator(
+        "poll_interval",
+        "lease_duration",
+        "shutdown_grace",
+        "retention",
+        "circuit_call_timeout",
+        "circuit_cool_down",
+        mode="before",
+    )
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         # Environment variables give these in seconds ("0.5", "30").
@@ -104,7 +124,7 @@ class Settings(BaseSettings):
                 return value
         return value
 
-    @field_validator("poll_interval", "lease_duration")
+    @field_validator("poll_interval", "lease_duration", "circuit_call_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -89,6 +89,11 @@ class PostgresRunner:
         return self._store
 
     @property
+    def pool(self) -> Pool:
+        """The connection pool (raises RunnerStateError when closed)."""
+        return self._require_pool()
+
+    @property
     def worker(self) -> PostgresWorker | None:
         """The in-process worker, when started."""
         return self._worker
@@ -112,7 +117,7 @@ class PostgresRunner:
                 self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
                 singleton_key=singleton_key, priority=priority, job_id=job_id,
             )  # fmt: skip
-            return await self._enqueue(request)
+            return await self.enqueue(request)
 
     async def schedule_job_at(
         self,
@@ -134,9 +139,9 @@ class PostgresRunner:
                 self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
                 singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
             )  # fmt: skip
-            return await self._enqueue(request)
+            return await self.enqueue(request)
 
-    async def _enqueue(self, request: scheduling.JobRequest) -> ScheduleResult:
+    async def enqueue(self, request: scheduling.JobRequest) -> ScheduleResult:
         """Write a validated request as a queued job, carrying the trace context."""
         trace_context = carrier()
         metadata = {"trace": trace_context} if trace_context else None

@@ -291,3 +291,27 @@ SET status = 'active', data = EXCLUDED.data, priority = EXCLUDED.priority,
     external_id = EXCLUDED.external_id, completed_at = NULL, cancel_requested = false,
     error = NULL, updated_at = now()
 RETURNING (xmax = 0) AS created;
+
+-- name: hand_over_to_postgres
+-- Temporal could not (certainly) start the job: queue the same row on PostgreSQL.
+-- A workflow that did start anyway finds the row claimed or claims it first;
+-- either way the handler runs once.
+UPDATE jobs
+SET runner_type = 'postgres', status = 'queued', updated_at = now(),
+    metadata = metadata || jsonb_build_object('fallback', %(reason)s::text)
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
+  AND status IN ('pending', 'queued') AND external_run_id IS NULL
+RETURNING job_id;
+
+-- name: retire_postgres_schedule
+-- A recurring job registered on Temporal again: stop its outage-time twin on PostgreSQL.
+WITH gone AS (
+    DELETE FROM schedules
+    WHERE tenant = %(tenant)s AND type = %(type)s AND singleton_key = %(singleton_key)s
+    RETURNING tenant, schedule_id
+)
+UPDATE jobs AS j
+SET status = 'cancelled', completed_at = now(), updated_at = now(),
+    error = 'moved back to Temporal'
+FROM gone
+WHERE j.tenant = gone.tenant AND j.job_id = gone.schedule_id;

@@ -19,14 +19,19 @@ from ..workflows import GenericJobWorkflow
 _PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "opentelemetry", "algajobs")
 
 
-async def connect(settings: Settings) -> Client:
-    """Connect to ``TEMPORAL_ADDRESS``; raise EngineUnavailableError if it does not answer."""
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """Connect to ``TEMPORAL_ADDRESS``; raise EngineUnavailableError if it does not answer.
+
+    ``lazy`` returns at once and dials on first use, so a process can start
+    while the cluster is down.
+    """
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=pydantic_data_converter,
             interceptors=[TracingInterceptor()],
+            lazy=lazy,
         )
     except RuntimeError as exc:
         raise EngineUnavailableError(

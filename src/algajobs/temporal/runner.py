@@ -93,33 +93,46 @@ class TemporalRunner:
     environment's client); otherwise ``TEMPORAL_ADDRESS`` is dialled on enter.
     """
 
-    def __init__(self, settings: Settings, registry: JobRegistry, *, client: Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: JobRegistry,
+        *,
+        client: Client | None = None,
+        pool: Pool | None = None,
+        lazy: bool = False,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.state = RunnerState.CLOSED
         # Payloads are JSON through pydantic on every path, whatever client was passed in.
         self._client = None if client is None else with_converter(client)
         self._own_client = client is None
-        self._pool: Pool | None = None
+        self._lazy = lazy
+        self._own_pool = pool is None
+        self._pool: Pool | None = pool
         self._store: JobStore | None = None
         self._records: TemporalRecords | None = None
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._worker_ready = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         if self.state is not RunnerState.CLOSED:
             raise RunnerStateError("runner is already open")
-        await with_retry(lambda: migrate(self.settings), deadline=5.0, what="migrate")
-        self._pool = await open_pool(self.settings)
+        if self._pool is None:
+            await with_retry(lambda: migrate(self.settings), deadline=5.0, what="migrate")
+            self._pool = await open_pool(self.settings)
         self._store = JobStore(self._pool)
         self._records = TemporalRecords(self._pool)
         if self._client is None:
             try:
-                self._client = await connect(self.settings)
+                self._client = await connect(self.settings, lazy=self._lazy)
             except EngineUnavailableError:
-                await self._pool.close()
+                if self._own_pool:
+                    await self._pool.close()
                 raise
         self.state = RunnerState.OPEN
         return self
@@ -131,30 +144,58 @@ class TemporalRunner:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-        if self._pool is not None:
+        if self._pool is not None and self._own_pool:
             await self._pool.close()
-        self._pool = self._store = self._records = None
+            self._pool = None
+        self._store = self._records = None
         if self._own_client:
             self._client = None
         self.state = RunnerState.CLOSED
 
     async def start(self) -> None:
-        """Run a Temporal worker for ``genericJobWorkflow`` in this process (idempotent)."""
-        if self._worker is None:
-            activities = JobActivities(self.store, self._require_records(), self.registry)
-            self._worker = build_worker(self.client, self.settings, activities)
-            self._worker_task = asyncio.create_task(self._worker.run(), name="algajobs-temporal-worker")
+        """Run a Temporal worker for ``genericJobWorkflow`` in this process (idempotent).
+
+        The worker is supervised: while the cluster is unreachable it waits and
+        retries, and it is rebuilt if it ever stops on an error.
+        """
+        if self._worker_task is None:
+            self._worker_task = asyncio.create_task(self._supervise(), name="algajobs-temporal-worker")
             self.state = RunnerState.PROCESSING
+
+    async def _supervise(self) -> None:
+        delay = 0.2
+        activities = JobActivities(self.store, self._require_records(), self.registry)
+        while True:
+            try:
+                await self.client.service_client.check_health(timeout=timedelta(seconds=2))
+                self._worker = build_worker(self.client, self.settings, activities)
+                self._worker_ready.set()
+                await self._worker.run()
+                return  # shutdown() was called
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: wait, then rebuild the worker
+                log.warning("Temporal worker unavailable (%s); retrying in %.1fs", exc, delay)
+            finally:
+                self._worker_ready.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
         """Stop the worker; running activities get the shutdown grace period to finish."""
-        if self._worker is not None:
+        if self._worker_task is None:
+            return
+        if self._worker is not None and self._worker_ready.is_set():
             await self._worker.shutdown()
-            if self._worker_task is not None:
-                with contextlib.suppress(Exception):
-                    await self._worker_task
-            self._worker = self._worker_task = None
-            self.state = RunnerState.OPEN
+        self._worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._worker_task
+        self._worker = self._worker_task = None
+        self.state = RunnerState.OPEN
+
+    async def wait_worker_ready(self, within: float = 10.0) -> None:
+        """Wait until the supervised worker is polling (tests and ``dev`` use this)."""
+        await asyncio.wait_for(self._worker_ready.wait(), within)
 
     @property
     def store(self) -> JobStore:
@@ -219,22 +260,33 @@ class TemporalRunner:
     async def submit(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> ScheduleResult:
         """Write the row, then start the workflow; a repeated job id starts nothing."""
         with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
-            return await self._submit(request, rpc_timeout)
+            result = await self.write_row(request)
+            if result.created:
+                try:
+                    await self.start_workflow_for(request, rpc_timeout=rpc_timeout)
+                except EngineUnavailableError:
+                    await self._require_records().delete_unstarted(request.tenant_id, request.job_id)
+                    raise
+            return result
 
-    async def _submit(self, request: JobRequest, rpc_timeout: timedelta | None) -> ScheduleResult:
-        workflow_id = workflow_id_for(request.job_id)
+    async def write_row(self, request: JobRequest) -> ScheduleResult:
+        """Write the job's row as queued on Temporal (an existing id or singleton key wins)."""
         # Queued from the start: the workflow's claim records its run id, so
         # scheduling costs one database round trip besides the Temporal call.
-        result = await self.store.insert_job(
-            request, status=JobStatus.QUEUED, runner_type=RunnerType.TEMPORAL, external_id=workflow_id
+        return await self.store.insert_job(
+            request,
+            status=JobStatus.QUEUED,
+            runner_type=RunnerType.TEMPORAL,
+            external_id=workflow_id_for(request.job_id),
         )
-        if not result.created:
-            return result
+
+    async def start_workflow_for(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> None:
+        """Start the job's workflow; raise EngineUnavailableError if Temporal refuses or fails."""
         try:
             await self.client.start_workflow(
                 GenericJobWorkflow.run,
                 workflow_input(request, run_at=request.run_at),
-                id=workflow_id,
+                id=workflow_id_for(request.job_id),
                 task_queue=self.settings.temporal_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 rpc_timeout=rpc_timeout,
@@ -242,9 +294,7 @@ class TemporalRunner:
         except WorkflowAlreadyStartedError:
             pass  # an earlier, ambiguous attempt did start it
         except (RPCError, RuntimeError) as exc:
-            await self._require_records().delete_unstarted(request.tenant_id, request.job_id)
             raise EngineUnavailableError(f"Temporal did not accept job {request.job_id}: {exc}") from exc
-        return result
 
     async def schedule_recurring_job(
         self,

@@ -1,0 +1,102 @@
+"""Closed → open → half-open → closed, driven by call outcomes and a clock.
+
+- **closed**: calls go through; ``failure_threshold`` consecutive failures open it.
+- **open**: calls are refused (callers fall back) until ``cool_down`` has passed.
+- **half-open**: up to ``half_open_probes`` calls go through as probes; a
+  success closes the circuit, a failure opens it again for another cool-down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+log = logging.getLogger("algajobs.circuit")
+
+
+class CircuitState(StrEnum):
+    """Where the breaker stands."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class CircuitConfig:
+    """Thresholds of a breaker (the defaults open within a few failed calls)."""
+
+    failure_threshold: int = 3
+    cool_down: float = 5.0
+    """Seconds the circuit stays open before letting a probe through."""
+    half_open_probes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1 or self.half_open_probes < 1 or self.cool_down < 0:
+            raise ValueError("failure_threshold and half_open_probes must be >= 1, cool_down >= 0")
+
+
+Listener = Callable[[CircuitState, CircuitState], None]
+
+
+class CircuitBreaker:
+    """Decides per call whether the guarded engine may be tried."""
+
+    def __init__(
+        self,
+        config: CircuitConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Listener | None = None,
+    ) -> None:
+        self.config = config or CircuitConfig()
+        self._clock = clock
+        self._on_change = on_change
+        self._state = CircuitState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probes = 0
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state (an open circuit past its cool-down reads half-open)."""
+        if self._state is CircuitState.OPEN and self._clock() - self._opened_at >= self.config.cool_down:
+            self._move(CircuitState.HALF_OPEN)
+        return self._state
+
+    def allow(self) -> bool:
+        """Return whether a call may go to the guarded engine now (counts half-open probes)."""
+        state = self.state
+        if state is CircuitState.CLOSED:
+            return True
+        if state is CircuitState.HALF_OPEN and self._probes < self.config.half_open_probes:
+            self._probes += 1
+            return True
+        return False
+
+    def record_success(self) -> None:
+        """A call succeeded: reset failures; a half-open circuit closes."""
+        self._failures = 0
+        if self._state is not CircuitState.CLOSED:
+            self._move(CircuitState.CLOSED)
+
+    def record_failure(self) -> None:
+        """A call failed: count it; at the threshold (or any half-open failure) open."""
+        self._failures += 1
+        if self._state is CircuitState.HALF_OPEN or (
+            self._state is CircuitState.CLOSED and self._failures >= self.config.failure_threshold
+        ):
+            self._opened_at = self._clock()
+            self._move(CircuitState.OPEN)
+
+    def _move(self, new: CircuitState) -> None:
+        old, self._state = self._state, new
+        self._probes = 0
+        if new is CircuitState.CLOSED:
+            self._failures = 0
+        log.warning("circuit %s -> %s", old, new)
+        if self._on_change is not None:
+            self._on_change(old, new)

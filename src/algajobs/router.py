@@ -1,0 +1,278 @@
+"""The default runner: Temporal first, PostgreSQL while the circuit is open.
+
+Each ``schedule_*`` call asks the circuit breaker. Closed (or a half-open
+probe): the row is written and the workflow started within
+``JOB_CIRCUIT_CALL_TIMEOUT``; any failure or timeout hands the same row to
+the PostgreSQL queue in the same call. Open: PostgreSQL directly, Temporal is
+not touched. The job id is the idempotency key across engines and whichever
+engine claims the row first runs the handler, so an ambiguous Temporal outcome
+(timeout after send) never runs a job twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from temporalio.client import Client
+
+from . import scheduling, validation
+from .circuit import CircuitBreaker, CircuitConfig, CircuitState
+from .db import TRANSIENT, run_query
+from .enums import JobStatus, RunnerType
+from .errors import EngineUnavailableError, RunnerStateError
+from .fallback import PostgresRunner
+from .models import HealthReport, JobDetail, JobInfo, ScheduleResult
+from .registry import JobRegistry
+from .runner import RunnerState
+from .scheduling import JobRequest
+from .settings import Settings
+from .telemetry import CIRCUIT_TRANSITIONS, schedule_span
+from .temporal.runner import TemporalRunner, check_temporal
+
+log = logging.getLogger("algajobs.router")
+T = TypeVar("T")
+
+
+class FailoverRunner:
+    """Temporal with a PostgreSQL fallback behind a circuit breaker; one worker serves both."""
+
+    def __init__(self, settings: Settings, registry: JobRegistry, *, client: Client | None = None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.postgres = PostgresRunner(settings, registry)
+        self._client = client
+        self._temporal: TemporalRunner | None = None
+        self.breaker = CircuitBreaker(
+            CircuitConfig(
+                failure_threshold=settings.circuit_failure_threshold,
+                cool_down=settings.circuit_cool_down.total_seconds(),
+            ),
+            on_change=_export_transition,
+        )
+        self._bound = settings.circuit_call_timeout.total_seconds()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def state(self) -> RunnerState:
+        """The PostgreSQL side's state (it owns the pool both engines share)."""
+        return self.postgres.state
+
+    @property
+    def temporal(self) -> TemporalRunner:
+        """The Temporal engine (its client dials lazily)."""
+        if self._temporal is None:
+            raise RunnerStateError("runner is not open; use 'async with create_runner(...)'")
+        return self._temporal
+
+    async def __aenter__(self) -> Self:
+        await self.postgres.__aenter__()
+        # Lazy: opening must succeed while the cluster is down; the pool is shared.
+        temporal = TemporalRunner(self.settings, self.registry, client=self._client, pool=self.postgres.pool, lazy=True)
+        try:
+            self._temporal = await temporal.__aenter__()
+        except BaseException:
+            await self.postgres.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._temporal is not None:
+                await self._temporal.__aexit__(exc_type, exc, tb)
+        finally:
+            self._temporal = None
+            await self.postgres.__aexit__(exc_type, exc, tb)
+
+    async def start(self) -> None:
+        """Serve both engines in this process: the PostgreSQL worker and a supervised Temporal worker."""
+        await self.postgres.start()
+        await self.temporal.start()
+
+    async def stop(self) -> None:
+        """Stop both workers gracefully."""
+        if self._temporal is not None:
+            await self._temporal.stop()
+        await self.postgres.stop()
+
+    # -- scheduling ----------------------------------------------------------
+
+    async def schedule_job(
+        self,
+        name: str,
+        data: Any,
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        job_id: Any = None,
+    ) -> ScheduleResult:
+        """Run ``name`` now, on Temporal if the circuit allows, else on PostgreSQL."""
+        request = scheduling.prepare(
+            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
+            singleton_key=singleton_key, priority=priority, job_id=job_id,
+        )  # fmt: skip
+        return await self.submit(request)
+
+    async def schedule_job_at(
+        self,
+        name: str,
+        data: Any,
+        run_at: datetime,
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        job_id: Any = None,
+    ) -> ScheduleResult:
+        """Run ``name`` at ``run_at``, routed like :meth:`schedule_job`."""
+        request = scheduling.prepare(
+            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
+            singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
+        )  # fmt: skip
+        return await self.submit(request)
+
+    async def submit(self, request: JobRequest) -> ScheduleResult:
+        """Route one validated job; never waits on Temporal longer than the call bound."""
+        if not self.breaker.allow():
+            return await self._on_postgres(request)
+        temporal = self.temporal
+        with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
+            written = await self._write(temporal.write_row(request))
+            if not written.created:
+                return written
+            try:
+                timeout = timedelta(seconds=self._bound)
+                await asyncio.wait_for(temporal.start_workflow_for(request, rpc_timeout=timeout), self._bound)
+            except (EngineUnavailableError, TimeoutError) as exc:
+                self.breaker.record_failure()
+                return await self._hand_over(request, f"Temporal start failed: {type(exc).__name__}: {exc}")
+        self.breaker.record_success()
+        return written
+
+    async def _on_postgres(self, request: JobRequest) -> ScheduleResult:
+        with schedule_span(request.name, request.tenant_id, RunnerType.POSTGRES):
+            return await self._write(self.postgres.enqueue(request))
+
+    async def _hand_over(self, request: JobRequest, reason: str) -> ScheduleResult:
+        """Queue the already-written row on PostgreSQL, unless a workflow has claimed it."""
+        params = {"tenant": request.tenant_id, "job_id": request.job_id, "reason": reason[:500]}
+        moved = await self._write(run_query(self.postgres.pool, "hand_over_to_postgres", params))
+        log.warning("job %s handed to PostgreSQL: %s", request.job_id, reason)
+        runner_type = RunnerType.POSTGRES if moved else RunnerType.TEMPORAL
+        return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=runner_type)
+
+    async def _write(self, call: Awaitable[T]) -> T:
+        """Await a database write; PostgreSQL down too means nothing can take the job."""
+        try:
+            return await call
+        except TRANSIENT as exc:
+            raise EngineUnavailableError(f"PostgreSQL unavailable; the job was not accepted: {exc}") from exc
+
+    async def schedule_recurring_job(
+        self,
+        name: str,
+        data: Any,
+        interval: str | timedelta,
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+    ) -> ScheduleResult:
+        """A Temporal Schedule when the circuit allows; a PostgreSQL schedule during an outage.
+
+        Registering on Temporal retires the PostgreSQL twin of the same
+        (tenant, name, key) left from an outage, so the two never both fire.
+        """
+        kwargs: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "singleton_key": singleton_key,
+            "priority": priority,
+        }
+        if self.breaker.allow():
+            try:
+                result = await asyncio.wait_for(
+                    self.temporal.schedule_recurring_job(name, data, interval, **kwargs), self._bound
+                )
+            except (EngineUnavailableError, TimeoutError) as exc:
+                self.breaker.record_failure()
+                log.warning("recurring job %s registered on PostgreSQL: %s", name, exc)
+            else:
+                self.breaker.record_success()
+                params = {"tenant": validation.tenant_id(tenant_id), "type": name, "singleton_key": singleton_key or ""}
+                await run_query(self.postgres.pool, "retire_postgres_schedule", params)
+                return result
+        return await self.postgres.schedule_recurring_job(name, data, interval, **kwargs)
+
+    async def cancel_job(self, job_id: Any, *, tenant_id: str) -> bool:
+        """Cancel on whichever engine holds the job; the Temporal part is bounded and best-effort.
+
+        The row is cancelled first, so a workflow the signal cannot reach
+        finds the job cancelled when it tries to claim it.
+        """
+        try:
+            return await asyncio.wait_for(self.temporal.cancel_job(job_id, tenant_id=tenant_id), self._bound * 2)
+        except TimeoutError:
+            log.warning("cancel of %s: Temporal did not answer; the row is cancelled", job_id)
+            return True
+
+    async def retry_job(self, job_id: Any, *, tenant_id: str) -> ScheduleResult:
+        """Requeue a failed or cancelled PostgreSQL job (Temporal jobs: schedule again)."""
+        return await self.postgres.retry_job(job_id, tenant_id=tenant_id)
+
+    # -- monitoring ----------------------------------------------------------
+
+    async def get_job_status(self, job_id: Any, *, tenant_id: str) -> JobInfo:
+        """Return the job from the shared monitoring tables."""
+        return await self.postgres.get_job_status(job_id, tenant_id=tenant_id)
+
+    async def list_jobs(
+        self,
+        *,
+        tenant_id: str,
+        status: JobStatus | str | None = None,
+        job_name: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        """Return this tenant's jobs from either engine, newest first."""
+        return await self.postgres.list_jobs(
+            tenant_id=tenant_id, status=status, job_name=job_name, limit=limit, offset=offset
+        )
+
+    async def get_job_details(self, job_id: Any, *, tenant_id: str) -> list[JobDetail]:
+        """Return the steps a job recorded."""
+        return await self.postgres.get_job_details(job_id, tenant_id=tenant_id)
+
+    async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
+        """Return this tenant's job counts per status, across engines."""
+        return await self.postgres.count_jobs_by_status(tenant_id=tenant_id, job_name=job_name)
+
+    async def is_healthy(self) -> HealthReport:
+        """Both engines and the circuit state; healthy while PostgreSQL can take jobs."""
+        postgres = (await self.postgres.is_healthy()).engines[0]
+        temporal = await check_temporal(self.temporal.client, wait=self._bound)
+        return HealthReport(healthy=postgres.healthy, engines=(temporal, postgres), circuit_state=self.breaker.state)
+
+    @property
+    def circuit_state(self) -> CircuitState:
+        """The breaker's current state."""
+        return self.breaker.state
+
+
+def _export_transition(old: CircuitState, new: CircuitState) -> None:
+    CIRCUIT_TRANSITIONS.add(1, {"from": old.value, "to": new.value})

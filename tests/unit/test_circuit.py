@@ -1,0 +1,121 @@
+"""The circuit breaker's transitions, on a controllable clock."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from algajobs.circuit import CircuitBreaker, CircuitConfig, CircuitState
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A manual clock."""
+    return Clock()
+
+
+@pytest.fixture
+def changes() -> list[tuple[CircuitState, CircuitState]]:
+    """Recorded state changes."""
+    return []
+
+
+@pytest.fixture
+def breaker(clock: Clock, changes: list[tuple[CircuitState, CircuitState]]) -> CircuitBreaker:
+    """A breaker: 3 failures open it, 10 s cool-down, 1 probe."""
+    return CircuitBreaker(
+        CircuitConfig(failure_threshold=3, cool_down=10.0), clock=clock, on_change=lambda a, b: changes.append((a, b))
+    )
+
+
+def test_closed_allows_and_stays_closed_below_threshold(breaker: CircuitBreaker) -> None:
+    """Fewer failures than the threshold keep it closed; a success resets the count."""
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.allow()
+
+
+def test_threshold_failures_open_and_refuse(breaker: CircuitBreaker, changes: list[object]) -> None:
+    """Consecutive failures at the threshold open the circuit; open refuses calls."""
+    for _ in range(3):
+        breaker.record_failure()
+    assert breaker.state is CircuitState.OPEN
+    assert not breaker.allow()
+    assert changes == [(CircuitState.CLOSED, CircuitState.OPEN)]
+
+
+def test_cool_down_leads_to_half_open_with_one_probe(breaker: CircuitBreaker, clock: Clock) -> None:
+    """After the cool-down exactly one probe is allowed."""
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 9.9
+    assert not breaker.allow()
+    clock.now += 0.1
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.allow()
+    assert not breaker.allow()
+
+
+def test_successful_probe_closes(breaker: CircuitBreaker, clock: Clock, changes: list[object]) -> None:
+    """A successful half-open probe closes the circuit."""
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 10
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state is CircuitState.CLOSED
+    assert changes == [
+        (CircuitState.CLOSED, CircuitState.OPEN),
+        (CircuitState.OPEN, CircuitState.HALF_OPEN),
+        (CircuitState.HALF_OPEN, CircuitState.CLOSED),
+    ]
+
+
+def test_failed_probe_reopens_for_a_full_cool_down(breaker: CircuitBreaker, clock: Clock) -> None:
+    """A failed probe opens the circuit again; the cool-down restarts."""
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 10
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.state is CircuitState.OPEN
+    clock.now += 5
+    assert not breaker.allow()
+    clock.now += 5
+    assert breaker.allow()
+
+
+def test_bad_config_is_rejected() -> None:
+    """Nonsense thresholds fail at construction."""
+    with pytest.raises(ValueError, match="failure_threshold"):
+        CircuitConfig(failure_threshold=0)
+
+
+def test_circuit_imports_no_io_library() -> None:
+    """circuit/ stays a pure state machine: no network, database or Temporal imports."""
+    root = Path(__file__).resolve().parents[2] / "src" / "algajobs" / "circuit"
+    banned = {"psycopg", "psycopg_pool", "temporalio", "asyncio", "socket", "httpx"}
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module.split(".")[0]]
+            assert not banned & set(names), (path.name, names)
