@@ -165,10 +165,14 @@ class TemporalRunner:
     async def _supervise(self) -> None:
         delay = 0.2
         activities = JobActivities(self.store, self._require_records(), self.registry)
+        worker_client: Client | None = None if self._lazy and self._own_client else self.client
         while True:
             try:
-                await self.client.service_client.check_health(timeout=timedelta(seconds=2))
-                self._worker = build_worker(self.client, self.settings, activities)
+                if worker_client is None:
+                    # Workers need an eagerly connected client; dial one once the cluster answers.
+                    worker_client = await connect(self.settings)
+                await worker_client.service_client.check_health(timeout=timedelta(seconds=2))
+                self._worker = build_worker(worker_client, self.settings, activities)
                 self._worker_ready.set()
                 await self._worker.run()
                 return  # shutdown() was called
