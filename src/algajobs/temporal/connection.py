@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -23,8 +24,11 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     """Connect to ``TEMPORAL_ADDRESS``; raise EngineUnavailableError if it does not answer.
 
     ``lazy`` returns at once and dials on first use, so a process can start
-    while the cluster is down.
+    while the cluster is down. Lazy clients are the failover runner's: they
+    retry an unavailable cluster only briefly, since the circuit breaker (not
+    the client) decides when to stop trying and fall back.
     """
+    retry = RetryConfig(initial_interval_millis=50, max_retries=1) if lazy else RetryConfig()
     try:
         return await Client.connect(
             settings.temporal_address,
@@ -32,6 +36,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
             data_converter=pydantic_data_converter,
             interceptors=[TracingInterceptor()],
             lazy=lazy,
+            retry_config=retry,
         )
     except RuntimeError as exc:
         raise EngineUnavailableError(
