@@ -5,6 +5,7 @@ Everything public is importable from here::
     from algajobs import JobRegistry, JobContext, RetryPolicy, create_runner, Settings
 """
 
+from .circuit import CircuitState
 from .context import JobContext
 from .enums import JobStatus, RunnerType
 from .errors import (
@@ -30,14 +31,18 @@ from .migrations import migrate
 from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
 from .registry import JobDefinition, JobRegistry
 from .retry import RetryPolicy
+from .router import FailoverRunner
 from .runner import JobRunner, RunnerState
 from .settings import Settings
+from .temporal.runner import TemporalRunner
 
 __all__ = [
     "AlgaJobsError",
+    "CircuitState",
     "ConfigurationError",
     "EngineHealth",
     "EngineUnavailableError",
+    "FailoverRunner",
     "HealthReport",
     "InvalidJobIdError",
     "InvalidRunAtError",
@@ -62,6 +67,7 @@ __all__ = [
     "RunnerType",
     "ScheduleResult",
     "Settings",
+    "TemporalRunner",
     "UnknownJobError",
     "ValidationError",
     "create_runner",

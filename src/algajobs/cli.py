@@ -27,7 +27,7 @@ from .models import HealthReport, JobInfo
 from .registry import JobRegistry
 from .router import FailoverRunner
 from .settings import Settings
-from .temporal.runner import TemporalRunner, probe_temporal
+from .temporal.runner import probe_temporal
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -339,7 +339,8 @@ async def _dev(*, exit_after_demo: bool, throwaway: bool) -> None:
             schema_name=os.environ.get("JOB_SCHEMA", "algajobs_dev"),
         )
         click.echo(f"[3/4] worker on task queue {settings.temporal_task_queue!r}, schema {settings.schema_name!r} ...")
-        runner = await stack.enter_async_context(TemporalRunner(settings, demo.registry, client=env.client))
+        # The default runner: Temporal first, PostgreSQL fallback, one worker serving both.
+        runner = await stack.enter_async_context(FailoverRunner(settings, demo.registry, client=env.client))
         await runner.start()
         click.echo("[4/4] demo jobs:")
         infos = await demo.run_demo(runner, echo=lambda line: click.echo(f"      {line}"))

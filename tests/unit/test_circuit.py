@@ -119,3 +119,26 @@ def test_circuit_imports_no_io_library() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module.split(".")[0]]
             assert not banned & set(names), (path.name, names)
+
+
+def _imports(folder: str) -> set[str]:
+    root = Path(__file__).resolve().parents[2] / "src" / "algajobs" / folder
+    found: set[str] = set()
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(("." * node.level) + node.module)
+    return found
+
+
+def test_fallback_never_imports_temporal() -> None:
+    """The PostgreSQL engine works while Temporal is gone: it never imports temporalio."""
+    assert not any(name.startswith("temporalio") for name in _imports("fallback"))
+
+
+def test_workflows_never_import_the_fallback() -> None:
+    """Workflows stay sandbox-small: no PostgreSQL engine, no database driver."""
+    imports = _imports("workflows")
+    assert not any("fallback" in name or name.startswith("psycopg") for name in imports), imports
