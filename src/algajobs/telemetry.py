@@ -61,16 +61,17 @@ def execute_span(
 ) -> Iterator[Span]:
     """Span for one handler attempt, parented by the job's stored trace context."""
     parent = propagate.extract(trace_context) if trace_context else None
-    attributes: dict[str, str | int] = {
-        "algajobs.job.name": job_name,
-        "algajobs.job.id": str(job_id),
-        "algajobs.tenant": tenant_id,
-        "algajobs.attempt": attempt,
-        "algajobs.engine": engine.value,
-    }
-    with tracer.start_as_current_span(
-        f"algajobs.execute {job_name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-    ) as span:
+    with tracer.start_as_current_span(f"algajobs.execute {job_name}", context=parent, kind=SpanKind.CONSUMER) as span:
+        if span.is_recording():  # per-job hot path: build attributes only when they are kept
+            span.set_attributes(
+                {
+                    "algajobs.job.name": job_name,
+                    "algajobs.job.id": str(job_id),
+                    "algajobs.tenant": tenant_id,
+                    "algajobs.attempt": attempt,
+                    "algajobs.engine": engine.value,
+                }
+            )
         yield span
 
 
@@ -78,9 +79,10 @@ def record_run(
     span: Span, engine: RunnerType, job_name: str, status: JobStatus, started: float, error: str | None = None
 ) -> None:
     """Mark the span with the attempt's outcome and count it (``started``: a perf_counter reading)."""
-    span.set_attribute("algajobs.status", status.value)
-    if error:
-        span.set_status(Status(StatusCode.ERROR, error))
+    if span.is_recording():
+        span.set_attribute("algajobs.status", status.value)
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error))
     labels = {"engine": engine.value, "job": job_name, "status": status.value}
     JOBS_FINISHED.add(1, labels)
     RUN_DURATION.record(time.perf_counter() - started, labels)
