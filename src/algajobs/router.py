@@ -14,23 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from temporalio.client import Client
 
-from . import scheduling, validation
+from . import validation
 from .circuit import CircuitBreaker, CircuitConfig, CircuitState
 from .db import TRANSIENT, run_query
-from .enums import JobStatus, RunnerType
+from .enums import RunnerType
 from .errors import EngineUnavailableError, RunnerStateError
 from .fallback import PostgresRunner
-from .models import HealthReport, JobDetail, JobInfo, ScheduleResult
+from .models import HealthReport, ScheduleResult
 from .registry import JobRegistry
-from .runner import RunnerState
+from .runner import RunnerBase, RunnerState
 from .scheduling import JobRequest
 from .settings import Settings
+from .store import JobStore
 from .telemetry import CIRCUIT_TRANSITIONS, schedule_span
 from .temporal.runner import TemporalRunner, check_temporal
 
@@ -38,7 +39,7 @@ log = logging.getLogger("algajobs.router")
 T = TypeVar("T")
 
 
-class FailoverRunner:
+class FailoverRunner(RunnerBase):
     """Temporal with a PostgreSQL fallback behind a circuit breaker; one worker serves both."""
 
     def __init__(self, settings: Settings, registry: JobRegistry, *, client: Client | None = None) -> None:
@@ -62,6 +63,11 @@ class FailoverRunner:
     def state(self) -> RunnerState:
         """The PostgreSQL side's state (it owns the pool both engines share)."""
         return self.postgres.state
+
+    @property
+    def store(self) -> JobStore:
+        """The shared monitoring store."""
+        return self.postgres.store
 
     @property
     def temporal(self) -> TemporalRunner:
@@ -106,43 +112,6 @@ class FailoverRunner:
         await self.postgres.stop()
 
     # -- scheduling ----------------------------------------------------------
-
-    async def schedule_job(
-        self,
-        name: str,
-        data: Any,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-        job_id: Any = None,
-    ) -> ScheduleResult:
-        """Run ``name`` now, on Temporal if the circuit allows, else on PostgreSQL."""
-        request = scheduling.prepare(
-            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-            singleton_key=singleton_key, priority=priority, job_id=job_id,
-        )  # fmt: skip
-        return await self.submit(request)
-
-    async def schedule_job_at(
-        self,
-        name: str,
-        data: Any,
-        run_at: datetime,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-        job_id: Any = None,
-    ) -> ScheduleResult:
-        """Run ``name`` at ``run_at``, routed like :meth:`schedule_job`."""
-        request = scheduling.prepare(
-            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-            singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
-        )  # fmt: skip
-        return await self.submit(request)
 
     async def submit(self, request: JobRequest) -> ScheduleResult:
         """Route one validated job; never waits on Temporal longer than the call bound."""
@@ -235,32 +204,6 @@ class FailoverRunner:
         return await self.postgres.retry_job(job_id, tenant_id=tenant_id)
 
     # -- monitoring ----------------------------------------------------------
-
-    async def get_job_status(self, job_id: Any, *, tenant_id: str) -> JobInfo:
-        """Return the job from the shared monitoring tables."""
-        return await self.postgres.get_job_status(job_id, tenant_id=tenant_id)
-
-    async def list_jobs(
-        self,
-        *,
-        tenant_id: str,
-        status: JobStatus | str | None = None,
-        job_name: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[JobInfo]:
-        """Return this tenant's jobs from either engine, newest first."""
-        return await self.postgres.list_jobs(
-            tenant_id=tenant_id, status=status, job_name=job_name, limit=limit, offset=offset
-        )
-
-    async def get_job_details(self, job_id: Any, *, tenant_id: str) -> list[JobDetail]:
-        """Return the steps a job recorded."""
-        return await self.postgres.get_job_details(job_id, tenant_id=tenant_id)
-
-    async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
-        """Return this tenant's job counts per status, across engines."""
-        return await self.postgres.count_jobs_by_status(tenant_id=tenant_id, job_name=job_name)
 
     async def is_healthy(self) -> HealthReport:
         """Both engines and the circuit state; healthy while PostgreSQL can take jobs."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -11,9 +11,9 @@ from ..db import Pool, check_postgres, open_pool, with_retry
 from ..enums import JobStatus, RunnerType
 from ..errors import JobStateError, RunnerStateError, ValidationError
 from ..migrations import migrate
-from ..models import HealthReport, JobDetail, JobInfo, ScheduleResult
+from ..models import HealthReport, ScheduleResult
 from ..registry import JobRegistry
-from ..runner import RunnerState
+from ..runner import RunnerBase, RunnerState
 from ..schedule_spec import ScheduleSpec
 from ..settings import Settings
 from ..sql import QUERIES
@@ -25,7 +25,7 @@ from .worker import PostgresWorker
 MAX_BATCH = 10_000
 
 
-class PostgresRunner:
+class PostgresRunner(RunnerBase):
     """Schedules onto and processes from the PostgreSQL queue.
 
     ``async with`` connects and applies migrations; ``start()`` runs a worker
@@ -100,45 +100,9 @@ class PostgresRunner:
 
     # -- scheduling ----------------------------------------------------------
 
-    async def schedule_job(
-        self,
-        name: str,
-        data: Any,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-        job_id: Any = None,
-    ) -> ScheduleResult:
-        """Queue ``name`` to run now; ``job_id`` makes a repeated call idempotent."""
-        with schedule_span(name, str(tenant_id), RunnerType.POSTGRES):
-            request = scheduling.prepare(
-                self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-                singleton_key=singleton_key, priority=priority, job_id=job_id,
-            )  # fmt: skip
-            return await self.enqueue(request)
-
-    async def schedule_job_at(
-        self,
-        name: str,
-        data: Any,
-        run_at: datetime,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-        job_id: Any = None,
-    ) -> ScheduleResult:
-        """Queue ``name`` to run at ``run_at`` (timezone-aware)."""
-        if run_at is None:
-            raise ValidationError("run_at is required")
-        with schedule_span(name, str(tenant_id), RunnerType.POSTGRES):
-            request = scheduling.prepare(
-                self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-                singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
-            )  # fmt: skip
+    async def submit(self, request: scheduling.JobRequest) -> ScheduleResult:
+        """Queue one validated job on PostgreSQL."""
+        with schedule_span(request.name, request.tenant_id, RunnerType.POSTGRES):
             return await self.enqueue(request)
 
     async def enqueue(self, request: scheduling.JobRequest) -> ScheduleResult:
@@ -227,32 +191,6 @@ class PostgresRunner:
         return ScheduleResult(job_id=job, external_id=None, runner_type=RunnerType.POSTGRES)
 
     # -- monitoring ----------------------------------------------------------
-
-    async def get_job_status(self, job_id: Any, *, tenant_id: str) -> JobInfo:
-        """Return the job's row as a JobInfo; JobNotFoundError for another tenant's job."""
-        return await self.store.get_job(job_id, tenant_id=tenant_id)
-
-    async def list_jobs(
-        self,
-        *,
-        tenant_id: str,
-        status: JobStatus | str | None = None,
-        job_name: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[JobInfo]:
-        """Return this tenant's jobs, newest first, optionally filtered."""
-        return await self.store.list_jobs(
-            tenant_id=tenant_id, status=status, job_name=job_name, limit=limit, offset=offset
-        )
-
-    async def get_job_details(self, job_id: Any, *, tenant_id: str) -> list[JobDetail]:
-        """Return the steps recorded by the job's handler."""
-        return await self.store.get_job_details(job_id, tenant_id=tenant_id)
-
-    async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
-        """Return this tenant's job counts per status."""
-        return await self.store.count_jobs_by_status(tenant_id=tenant_id, job_name=job_name)
 
     async def prune(self, older_than: timedelta | None = None) -> int:
         """Delete finished jobs older than ``older_than`` (default: the retention setting)."""

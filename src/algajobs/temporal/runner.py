@@ -32,11 +32,11 @@ from .. import scheduling, validation
 from ..activities import JobActivities
 from ..db import Pool, check_postgres, open_pool, with_retry
 from ..enums import JobStatus, RunnerType
-from ..errors import EngineUnavailableError, JobStateError, RunnerStateError, ValidationError
+from ..errors import EngineUnavailableError, JobStateError, RunnerStateError
 from ..migrations import migrate
-from ..models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from ..models import EngineHealth, HealthReport, ScheduleResult
 from ..registry import JobRegistry
-from ..runner import RunnerState
+from ..runner import RunnerBase, RunnerState
 from ..schedule_spec import ScheduleSpec, SpecKind
 from ..scheduling import JobRequest
 from ..settings import Settings
@@ -86,7 +86,7 @@ def workflow_input(
     )
 
 
-class TemporalRunner:
+class TemporalRunner(RunnerBase):
     """Schedules jobs as ``genericJobWorkflow`` runs; ``start()`` runs a Temporal worker here.
 
     Pass ``client`` to reuse a connection (tests pass the time-skipping
@@ -222,45 +222,6 @@ class TemporalRunner:
 
     # -- scheduling ----------------------------------------------------------
 
-    async def schedule_job(
-        self,
-        name: str,
-        data: Any,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-        job_id: Any = None,
-    ) -> ScheduleResult:
-        """Start a ``genericJobWorkflow`` for the job now."""
-        request = scheduling.prepare(
-            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-            singleton_key=singleton_key, priority=priority, job_id=job_id,
-        )  # fmt: skip
-        return await self.submit(request)
-
-    async def schedule_job_at(
-        self,
-        name: str,
-        data: Any,
-        run_at: datetime,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-        job_id: Any = None,
-    ) -> ScheduleResult:
-        """Start the workflow now; it waits on a durable timer until ``run_at``."""
-        if run_at is None:
-            raise ValidationError("run_at is required")
-        request = scheduling.prepare(
-            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
-            singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
-        )  # fmt: skip
-        return await self.submit(request)
-
     async def submit(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> ScheduleResult:
         """Write the row, then start the workflow; a repeated job id starts nothing."""
         with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
@@ -379,32 +340,6 @@ class TemporalRunner:
         raise JobStateError(f"job {info.job_id} ran on Temporal; schedule it again instead of retrying")
 
     # -- monitoring ----------------------------------------------------------
-
-    async def get_job_status(self, job_id: Any, *, tenant_id: str) -> JobInfo:
-        """Return the job's row; JobNotFoundError for another tenant's job."""
-        return await self.store.get_job(job_id, tenant_id=tenant_id)
-
-    async def list_jobs(
-        self,
-        *,
-        tenant_id: str,
-        status: JobStatus | str | None = None,
-        job_name: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[JobInfo]:
-        """Return this tenant's jobs, newest first, optionally filtered."""
-        return await self.store.list_jobs(
-            tenant_id=tenant_id, status=status, job_name=job_name, limit=limit, offset=offset
-        )
-
-    async def get_job_details(self, job_id: Any, *, tenant_id: str) -> list[JobDetail]:
-        """Return the steps recorded by the job's handler."""
-        return await self.store.get_job_details(job_id, tenant_id=tenant_id)
-
-    async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
-        """Return this tenant's job counts per status."""
-        return await self.store.count_jobs_by_status(tenant_id=tenant_id, job_name=job_name)
 
     async def is_healthy(self) -> HealthReport:
         """Ping Temporal and PostgreSQL."""
