@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 
 from temporalio.client import Client
 
-from . import validation
+from . import scheduling, validation
 from .circuit import CircuitBreaker, CircuitConfig, CircuitState
 from .db import TRANSIENT, run_query
 from .enums import RunnerType
@@ -29,6 +29,7 @@ from .fallback import PostgresRunner
 from .models import HealthReport, ScheduleResult
 from .registry import JobRegistry
 from .runner import RunnerBase, RunnerState
+from .schedule_spec import ScheduleSpec
 from .scheduling import JobRequest
 from .settings import Settings
 from .store import JobStore
@@ -118,18 +119,21 @@ class FailoverRunner(RunnerBase):
         if not self.breaker.allow():
             return await self._on_postgres(request)
         temporal = self.temporal
-        with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
-            written = await self._write(temporal.write_row(request))
-            if not written.created:
-                return written
-            try:
-                timeout = timedelta(seconds=self._bound)
-                await asyncio.wait_for(temporal.start_workflow_for(request, rpc_timeout=timeout), self._bound)
-            except (EngineUnavailableError, TimeoutError) as exc:
-                self.breaker.record_failure()
-                return await self._hand_over(request, f"Temporal start failed: {type(exc).__name__}: {exc}")
-        self.breaker.record_success()
-        return written
+        try:
+            with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
+                written = await self._write(temporal.write_row(request))
+                if not written.created:
+                    return written  # an existing job: Temporal was not asked
+                try:
+                    timeout = timedelta(seconds=self._bound)
+                    await asyncio.wait_for(temporal.start_workflow_for(request, rpc_timeout=timeout), self._bound)
+                except (EngineUnavailableError, TimeoutError) as exc:
+                    self.breaker.record_failure()
+                    return await self._hand_over(request, f"Temporal start failed: {type(exc).__name__}: {exc}")
+            self.breaker.record_success()
+            return written
+        finally:
+            self.breaker.release()  # a half-open probe that never reached Temporal must not stay taken
 
     async def _on_postgres(self, request: JobRequest) -> ScheduleResult:
         with schedule_span(request.name, request.tenant_id, RunnerType.POSTGRES):
@@ -172,6 +176,9 @@ class FailoverRunner(RunnerBase):
             "singleton_key": singleton_key,
             "priority": priority,
         }
+        # Bad input fails here, before the breaker is consulted.
+        ScheduleSpec.parse(interval)
+        scheduling.prepare(self.registry, self.settings, name, data, **kwargs)
         if self.breaker.allow():
             try:
                 result = await asyncio.wait_for(
@@ -185,6 +192,8 @@ class FailoverRunner(RunnerBase):
                 params = {"tenant": validation.tenant_id(tenant_id), "type": name, "singleton_key": singleton_key or ""}
                 await run_query(self.postgres.pool, "retire_postgres_schedule", params)
                 return result
+            finally:
+                self.breaker.release()
         return await self.postgres.schedule_recurring_job(name, data, interval, **kwargs)
 
     async def cancel_job(self, job_id: Any, *, tenant_id: str) -> bool:

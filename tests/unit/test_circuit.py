@@ -101,6 +101,19 @@ def test_failed_probe_reopens_for_a_full_cool_down(breaker: CircuitBreaker, cloc
     assert breaker.allow()
 
 
+def test_released_probe_can_be_used_again(breaker: CircuitBreaker, clock: Clock) -> None:
+    """A probe that never reached the engine is given back; outcomes make release a no-op."""
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 10
+    assert breaker.allow()
+    breaker.release()
+    assert breaker.allow()
+    breaker.record_success()
+    breaker.release()
+    assert breaker.state is CircuitState.CLOSED
+
+
 def test_bad_config_is_rejected() -> None:
     """Nonsense thresholds fail at construction."""
     with pytest.raises(ValueError, match="failure_threshold"):

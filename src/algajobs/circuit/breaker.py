@@ -77,6 +77,15 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """An allowed call ended without reaching the engine: give its probe slot back.
+
+        Harmless after ``record_success``/``record_failure`` (they reset probes),
+        so callers can release in a ``finally``.
+        """
+        if self._state is CircuitState.HALF_OPEN and self._probes > 0:
+            self._probes -= 1
+
     def record_success(self) -> None:
         """A call succeeded: reset failures; a half-open circuit closes."""
         self._failures = 0
