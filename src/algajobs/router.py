@@ -209,7 +209,7 @@ class FailoverRunner(RunnerBase):
             return True
 
     async def retry_job(self, job_id: Any, *, tenant_id: str) -> ScheduleResult:
-        """Requeue a failed or cancelled PostgreSQL job (Temporal jobs: schedule again)."""
+        """Requeue a failed or cancelled job (from either engine) on the PostgreSQL queue."""
         return await self.postgres.retry_job(job_id, tenant_id=tenant_id)
 
     # -- monitoring ----------------------------------------------------------

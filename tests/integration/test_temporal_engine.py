@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from algajobs import JobContext, JobRegistry, JobStatus, RetryPolicy, RunnerType, Settings
+from algajobs.router import FailoverRunner
 from algajobs.temporal.connection import workflow_runner
 from algajobs.temporal.runner import TemporalRunner, workflow_id_for
 from algajobs.testing import test_server_path
@@ -198,6 +199,37 @@ async def test_repeated_job_id_never_starts_a_second_run(runner: TemporalRunner,
     assert not again.created
     await handle_of(runner, job_id).result()
     assert len(seen) == 1
+
+
+async def test_failed_temporal_job_is_retried_on_postgres(
+    env: WorkflowEnvironment, settings: Settings, registry: JobRegistry, seen: list[Any]
+) -> None:
+    """With the failover runner, a job that failed on Temporal can be retried by hand; it runs on PostgreSQL."""
+    failed_once: list[bool] = []
+
+    @registry.handler("fails-first-time", retry=RetryPolicy(max_attempts=1))
+    async def fails_first_time(ctx: JobContext, data: Any) -> str:
+        if not failed_once:
+            failed_once.append(True)
+            raise RuntimeError("first run fails")
+        return "second run works"
+
+    conf = settings.model_copy(update={"runner_type": RunnerType.TEMPORAL, "temporal_task_queue": f"q-{uuid.uuid4()}"})
+    async with FailoverRunner(conf, registry, client=env.client) as runner:
+        await runner.start()
+        job = await runner.schedule_job("fails-first-time", None, tenant_id="t1")
+        assert job.runner_type is RunnerType.TEMPORAL
+        handle = runner.temporal.client.get_workflow_handle(workflow_id_for(job.job_id), result_type=GenericJobResult)
+        assert not (await handle.result()).success
+        await runner.retry_job(job.job_id, tenant_id="t1")
+        info = await eventually(
+            lambda: runner.get_job_status(job.job_id, tenant_id="t1"), lambda i: i.status.is_finished
+        )
+        assert (info.status, info.runner_type, info.result) == (
+            JobStatus.COMPLETED,
+            RunnerType.POSTGRES,
+            "second run works",
+        )
 
 
 async def test_workflow_replays_deterministically(runner: TemporalRunner, seen: list[Any]) -> None:

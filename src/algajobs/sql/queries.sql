@@ -135,14 +135,15 @@ WITH old AS (
 SELECT previous_status, status, runner_type, external_id FROM target;
 
 -- name: retry_job
--- Manually requeue a failed or cancelled Postgres job with fresh attempts.
+-- Manually requeue a failed or cancelled job, on the PostgreSQL queue, with fresh attempts.
+-- (A Temporal job's external ids stay as the record of its first run.)
 UPDATE jobs
-SET status = 'queued', attempts = 0, run_at = now(), error = NULL, result = NULL,
+SET status = 'queued', runner_type = 'postgres', attempts = 0, run_at = now(), error = NULL, result = NULL,
     cancel_requested = false, progress = 0, progress_message = NULL,
     completed_at = NULL, updated_at = now(),
     metadata = jsonb_set(metadata, '{manual_retries}',
                          to_jsonb(coalesce((metadata ->> 'manual_retries')::int, 0) + 1))
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'postgres'
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s
   AND status IN ('failed', 'cancelled') AND NOT metadata ? 'schedule'
 RETURNING job_id;
 
