@@ -80,6 +80,13 @@ async def test_unanswering_temporal_falls_back_within_the_bound(effects: Setting
             assert runner.circuit_state is CircuitState.OPEN
             assert max(timings) < bound + 0.4, timings
             assert max(timings[3:]) < 0.1, timings  # open: Temporal not touched at all
+            report = await runner.is_healthy()
+            assert report.circuit_state == CircuitState.OPEN
+            assert [(e.engine, e.healthy) for e in report.engines] == [
+                (RunnerType.TEMPORAL, False),
+                (RunnerType.POSTGRES, True),
+            ]
+            assert report.healthy  # PostgreSQL can take every job
             await all_finished(runner, 6, within=20)
     assert await scalar(effects, "SELECT count(*) FROM effects") == 6
 

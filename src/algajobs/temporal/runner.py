@@ -349,10 +349,12 @@ class TemporalRunner(RunnerBase):
 
 
 async def check_temporal(client: Client, *, wait: float = 2.0) -> EngineHealth:
-    """Ask the frontend for system info, bounded by ``wait`` seconds."""
+    """Ask the frontend for its health, bounded by ``wait`` seconds (connecting included)."""
     started = time.perf_counter()
     try:
-        await client.service_client.check_health(timeout=timedelta(seconds=wait))
+        await asyncio.wait_for(client.service_client.check_health(timeout=timedelta(seconds=wait)), wait)
+    except TimeoutError:
+        return EngineHealth(engine=RunnerType.TEMPORAL, healthy=False, error=f"no answer within {wait:g}s")
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; it is reported
         return EngineHealth(
             engine=RunnerType.TEMPORAL,
