@@ -116,12 +116,16 @@ async def test_retries_exhausted_keep_the_failed_job(runner: PostgresRunner, see
     assert len(seen) == 6
 
 
-async def test_non_retryable_error_fails_at_once(runner: PostgresRunner, seen: list[Any]) -> None:
-    """An error type listed non-retryable ends the job after one attempt."""
+async def test_non_retryable_error_fails_at_once(
+    runner: PostgresRunner, seen: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error type listed non-retryable ends the job after one attempt; the log record names the job."""
     await runner.start()
     result = await runner.schedule_job("fatal", None, tenant_id="t1")
     info = await finished(runner, result.job_id)
     assert (info.status, info.attempts) == (JobStatus.FAILED, 1)
+    (record,) = [r for r in caplog.records if r.name == "algajobs.worker"]
+    assert (record.job_id, record.tenant_id) == (str(result.job_id), "t1")  # type: ignore[attr-defined]
     assert info.error is not None and info.error.startswith("KeyError")
 
 

@@ -18,7 +18,7 @@ from ..context import JobContext
 from ..enums import JobStatus, RunnerType
 from ..errors import JobCancelledError, UnknownJobError
 from ..registry import JobRegistry
-from ..store import JobStore
+from ..store import JobStore, StoreReporter
 from ..telemetry import execute_span, record_run
 from ..temporal.records import TemporalRecords
 from ..workflows.contracts import (
@@ -33,14 +33,11 @@ from ..workflows.generic_job import CANCELLED_ERROR_TYPE
 _HEARTBEAT_EVERY = 0.5  # the SDK throttles what it actually sends
 
 
-class TemporalReporter:
-    """Handler reports from inside an activity: to the jobs row and to the workflow's query state."""
+class TemporalReporter(StoreReporter):
+    """Handler reports from inside an activity: the store's, plus progress signalled to the workflow."""
 
     def __init__(self, store: JobStore, tenant_id: str, job_id: UUID, attempt: int) -> None:
-        self._store = store
-        self._tenant_id = tenant_id
-        self._job_id = job_id
-        self._attempt = attempt
+        super().__init__(store, tenant_id, job_id, attempt)
         info = activity.info()
         if info.workflow_id is None:
             raise RuntimeError("executeJobHandler runs only inside genericJobWorkflow")
@@ -48,20 +45,8 @@ class TemporalReporter:
 
     async def report_progress(self, progress: int, message: str | None) -> None:
         """Persist progress and signal it to the workflow so ``getJobState`` shows it."""
-        await self._store.update_progress(self._tenant_id, self._job_id, progress, message)
+        await super().report_progress(progress, message)
         await self._workflow.signal("updateProgress", UpdateProgressSignal(progress=progress, message=message))
-
-    async def add_detail(self, step_name: str, status: JobStatus, result: Any, metadata: dict[str, Any] | None) -> UUID:
-        """Write a ``job_details`` row tagged with the activity attempt."""
-        return await self._store.add_detail(
-            self._tenant_id,
-            self._job_id,
-            step_name=step_name,
-            status=status,
-            result=result,
-            metadata=metadata,
-            retry_count=self._attempt - 1,
-        )
 
 
 class JobActivities:

@@ -229,7 +229,7 @@ class PostgresWorker:
         except Exception:
             # The outcome could not be written even after retries; the lease
             # expires and another attempt picks the job up.
-            log.exception("recording the outcome of job %s failed", job.job_id)
+            log.exception("recording the outcome of job %s failed", job.job_id, extra=_log_fields(job))
         finally:
             self._running.pop(job.job_id, None)
             self._slot_freed.set()
@@ -262,6 +262,7 @@ class PostgresWorker:
                     job.tenant_id,
                     job.attempt,
                     failed.message,
+                    extra=_log_fields(job),
                 )
 
     # -- background loops ----------------------------------------------------
@@ -321,6 +322,11 @@ class PostgresWorker:
                 log.exception("firing recurring schedules failed")
                 pause = _ERROR_PAUSE
             await asyncio.sleep(max(pause, 0.01))
+
+
+def _log_fields(job: ClaimedJob) -> dict[str, object]:
+    """Structured fields for log records about one job (for JSON log formatters)."""
+    return {"job_id": str(job.job_id), "tenant_id": job.tenant_id, "job_name": job.name, "attempt": job.attempt}
 
 
 def _error_of(outcome: Outcome) -> str | None:
