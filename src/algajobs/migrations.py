@@ -40,15 +40,3 @@ async def migrate(settings: Settings) -> list[str]:
             await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", [version, name])
             applied_now.append(f"{version:04d}_{name}")
     return applied_now
-
-
-async def pending_migrations(settings: Settings) -> list[str]:
-    """Return the shipped migrations the database has not applied yet."""
-    async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
-        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"{settings.schema_name}.schema_migrations"])
-        row = await cur.fetchone()
-        done: set[int] = set()
-        if row and row[0]:
-            query = sql.SQL("SELECT version FROM {}.schema_migrations").format(sql.Identifier(settings.schema_name))
-            done = {r[0] for r in await (await conn.execute(query)).fetchall()}
-    return [f"{v:04d}_{n}" for v, n, _ in migration_files() if v not in done]

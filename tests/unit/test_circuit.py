@@ -40,6 +40,12 @@ def breaker(clock: Clock, changes: list[tuple[CircuitState, CircuitState]]) -> C
     )
 
 
+def open_circuit(breaker: CircuitBreaker) -> None:
+    """Fail as often as the threshold asks."""
+    for _ in range(breaker.config.failure_threshold):
+        breaker.record_failure()
+
+
 def test_closed_allows_and_stays_closed_below_threshold(breaker: CircuitBreaker) -> None:
     """Fewer failures than the threshold keep it closed; a success resets the count."""
     breaker.record_failure()
@@ -53,8 +59,7 @@ def test_closed_allows_and_stays_closed_below_threshold(breaker: CircuitBreaker)
 
 def test_threshold_failures_open_and_refuse(breaker: CircuitBreaker, changes: list[object]) -> None:
     """Consecutive failures at the threshold open the circuit; open refuses calls."""
-    for _ in range(3):
-        breaker.record_failure()
+    open_circuit(breaker)
     assert breaker.state is CircuitState.OPEN
     assert not breaker.allow()
     assert changes == [(CircuitState.CLOSED, CircuitState.OPEN)]
@@ -62,8 +67,7 @@ def test_threshold_failures_open_and_refuse(breaker: CircuitBreaker, changes: li
 
 def test_cool_down_leads_to_half_open_with_one_probe(breaker: CircuitBreaker, clock: Clock) -> None:
     """After the cool-down exactly one probe is allowed."""
-    for _ in range(3):
-        breaker.record_failure()
+    open_circuit(breaker)
     clock.now += 9.9
     assert not breaker.allow()
     clock.now += 0.1
@@ -74,8 +78,7 @@ def test_cool_down_leads_to_half_open_with_one_probe(breaker: CircuitBreaker, cl
 
 def test_successful_probe_closes(breaker: CircuitBreaker, clock: Clock, changes: list[object]) -> None:
     """A successful half-open probe closes the circuit."""
-    for _ in range(3):
-        breaker.record_failure()
+    open_circuit(breaker)
     clock.now += 10
     assert breaker.allow()
     breaker.record_success()
@@ -89,8 +92,7 @@ def test_successful_probe_closes(breaker: CircuitBreaker, clock: Clock, changes:
 
 def test_failed_probe_reopens_for_a_full_cool_down(breaker: CircuitBreaker, clock: Clock) -> None:
     """A failed probe opens the circuit again; the cool-down restarts."""
-    for _ in range(3):
-        breaker.record_failure()
+    open_circuit(breaker)
     clock.now += 10
     assert breaker.allow()
     breaker.record_failure()
@@ -103,8 +105,7 @@ def test_failed_probe_reopens_for_a_full_cool_down(breaker: CircuitBreaker, cloc
 
 def test_released_probe_can_be_used_again(breaker: CircuitBreaker, clock: Clock) -> None:
     """A probe that never reached the engine is given back; outcomes make release a no-op."""
-    for _ in range(3):
-        breaker.record_failure()
+    open_circuit(breaker)
     clock.now += 10
     assert breaker.allow()
     breaker.release()
@@ -122,16 +123,9 @@ def test_bad_config_is_rejected() -> None:
 
 def test_circuit_imports_no_io_library() -> None:
     """circuit/ stays a pure state machine: no network, database or Temporal imports."""
-    root = Path(__file__).resolve().parents[2] / "src" / "algajobs" / "circuit"
     banned = {"psycopg", "psycopg_pool", "temporalio", "asyncio", "socket", "httpx"}
-    for path in root.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module.split(".")[0]]
-            assert not banned & set(names), (path.name, names)
+    roots = {name.split(".")[0] for name in _imports("circuit") if not name.startswith(".")}
+    assert not banned & roots, roots
 
 
 def _imports(folder: str) -> set[str]:

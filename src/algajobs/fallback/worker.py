@@ -95,11 +95,6 @@ class PostgresWorker:
         self._fetcher: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
 
-    @property
-    def in_flight(self) -> int:
-        """Jobs this worker is running now."""
-        return len(self._running)
-
     async def start(self) -> None:
         """Start every loop; returns at once, work continues in the background."""
         if self.state is not WorkerState.NEW:

@@ -115,7 +115,7 @@ class TemporalRunner(RunnerBase):
         self._records: TemporalRecords | None = None
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
-        self._worker_ready = asyncio.Event()
+        self._worker_running = False
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -173,7 +173,7 @@ class TemporalRunner(RunnerBase):
                     worker_client = await connect(self.settings)
                 await worker_client.service_client.check_health(timeout=timedelta(seconds=2))
                 self._worker = build_worker(worker_client, self.settings, activities)
-                self._worker_ready.set()
+                self._worker_running = True
                 await self._worker.run()
                 return  # shutdown() was called
             except asyncio.CancelledError:
@@ -181,7 +181,7 @@ class TemporalRunner(RunnerBase):
             except Exception as exc:  # noqa: BLE001 - any failure: wait, then rebuild the worker
                 log.warning("Temporal worker unavailable (%s); retrying in %.1fs", exc, delay)
             finally:
-                self._worker_ready.clear()
+                self._worker_running = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -189,17 +189,13 @@ class TemporalRunner(RunnerBase):
         """Stop the worker; running activities get the shutdown grace period to finish."""
         if self._worker_task is None:
             return
-        if self._worker is not None and self._worker_ready.is_set():
+        if self._worker is not None and self._worker_running:
             await self._worker.shutdown()
         self._worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._worker_task
         self._worker = self._worker_task = None
         self.state = RunnerState.OPEN
-
-    async def wait_worker_ready(self, within: float = 10.0) -> None:
-        """Wait until the supervised worker is polling (tests and ``dev`` use this)."""
-        await asyncio.wait_for(self._worker_ready.wait(), within)
 
     @property
     def store(self) -> JobStore:
