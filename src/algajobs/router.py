@@ -34,7 +34,7 @@ from .scheduling import JobRequest
 from .settings import Settings
 from .store import JobStore
 from .telemetry import CIRCUIT_TRANSITIONS, schedule_span
-from .temporal.runner import TemporalRunner, check_temporal
+from .temporal.runner import TemporalRunner, check_temporal, while_starting
 
 log = logging.getLogger("algajobs.router")
 T = TypeVar("T")
@@ -115,25 +115,39 @@ class FailoverRunner(RunnerBase):
     # -- scheduling ----------------------------------------------------------
 
     async def submit(self, request: JobRequest) -> ScheduleResult:
-        """Route one validated job; never waits on Temporal longer than the call bound."""
+        """Route one validated job; never waits on Temporal longer than the call bound.
+
+        As in TemporalRunner.submit, a fresh id writes its row while the
+        workflow starts; a keyed job writes first and may start nothing.
+        """
         if not self.breaker.allow():
             return await self._on_postgres(request)
         temporal = self.temporal
         try:
             with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
-                written = await self._write(temporal.write_row(request))
-                if not written.created:
-                    return written  # an existing job: Temporal was not asked
-                try:
-                    timeout = timedelta(seconds=self._bound)
-                    await asyncio.wait_for(temporal.start_workflow_for(request, rpc_timeout=timeout), self._bound)
-                except (EngineUnavailableError, TimeoutError) as exc:
-                    self.breaker.record_failure()
-                    return await self._hand_over(request, f"Temporal start failed: {type(exc).__name__}: {exc}")
-            self.breaker.record_success()
+                if request.keyed:
+                    written = await temporal.write_row(request)
+                    if not written.created:
+                        return written  # an existing job: Temporal was not asked
+                    failure = await self._start(request)
+                else:
+                    written, failure = await while_starting(temporal.write_row(request), self._start(request))
+                if failure is not None:
+                    return await self._hand_over(request, f"Temporal start failed: {type(failure).__name__}: {failure}")
             return written
         finally:
             self.breaker.release()  # a half-open probe that never reached Temporal must not stay taken
+
+    async def _start(self, request: JobRequest) -> Exception | None:
+        """Start the workflow within the call bound; tell the breaker; return the failure, if any."""
+        try:
+            timeout = timedelta(seconds=self._bound)
+            await asyncio.wait_for(self.temporal.start_workflow_for(request, rpc_timeout=timeout), self._bound)
+        except (EngineUnavailableError, TimeoutError) as exc:
+            self.breaker.record_failure()
+            return exc
+        self.breaker.record_success()
+        return None
 
     async def _on_postgres(self, request: JobRequest) -> ScheduleResult:
         with schedule_span(request.name, request.tenant_id, RunnerType.POSTGRES):

@@ -29,11 +29,18 @@ class JobRequest:
     singleton_key: str | None
     priority: int
     run_at: datetime | None
+    fresh_id: bool = True
+    """The id was generated for this call, so no earlier row can hold it."""
 
     @property
     def name(self) -> str:
         """The registered job name."""
         return self.definition.name
+
+    @property
+    def keyed(self) -> bool:
+        """A caller-given id or a singleton key: an existing row may decide that nothing starts."""
+        return not self.fresh_id or self.singleton_key is not None
 
 
 def prepare(
@@ -66,4 +73,5 @@ def prepare(
         singleton_key=validation.optional_text(singleton_key, "singleton_key"),
         priority=priority,
         run_at=None if run_at is None else validation.run_at(run_at),
+        fresh_id=job_id is None,
     )

@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from algajobs import JobContext, JobRegistry, JobStatus, RetryPolicy, RunnerType, Settings
+from algajobs import JobContext, JobNotFoundError, JobRegistry, JobStatus, RetryPolicy, RunnerType, Settings, scheduling
 from algajobs.router import FailoverRunner
 from algajobs.temporal.connection import workflow_runner
 from algajobs.temporal.runner import TemporalRunner, workflow_id_for
@@ -199,6 +199,45 @@ async def test_repeated_job_id_never_starts_a_second_run(runner: TemporalRunner,
     assert not again.created
     await handle_of(runner, job_id).result()
     assert len(seen) == 1
+
+
+async def test_claim_waits_for_a_row_written_after_the_start(runner: TemporalRunner, seen: list[Any]) -> None:
+    """A fresh job's row is written while its workflow starts; a claim that outruns the insert waits."""
+    request = scheduling.prepare(runner.registry, runner.settings, "record", 7, tenant_id="t1")
+    assert not request.keyed
+    await runner.start_workflow_for(request)
+    await asyncio.sleep(0.3)  # the worker's claim is already waiting for the row
+    assert (await runner.write_row(request)).created
+    result = await handle_of(runner, request.job_id).result()
+    assert result.success
+    assert seen == [(request.job_id, 7)]
+    info = await runner.get_job_status(request.job_id, tenant_id="t1")
+    described = await handle_of(runner, request.job_id).describe()
+    assert (info.status, info.external_run_id) == (JobStatus.COMPLETED, described.run_id)
+
+
+async def test_workflow_whose_row_never_lands_ends_unrun(runner: TemporalRunner, seen: list[Any]) -> None:
+    """A started workflow whose schedule call failed to write the row never runs the handler."""
+    runner._require_records().row_wait = 0.3
+    request = scheduling.prepare(runner.registry, runner.settings, "record", 7, tenant_id="t1")
+    await runner.start_workflow_for(request)  # and no row: as after a failed insert
+    result = await handle_of(runner, request.job_id).result()
+    assert not result.success
+    assert result.error is not None and "never written" in result.error
+    assert seen == []
+    with pytest.raises(JobNotFoundError):
+        await runner.get_job_status(request.job_id, tenant_id="t1")
+
+
+async def test_a_retried_insert_of_a_fresh_id_still_starts_its_workflow(runner: TemporalRunner) -> None:
+    """A fresh id's row can only be this call's own (an insert retried after a lost answer)."""
+    fresh = scheduling.prepare(runner.registry, runner.settings, "record", 1, tenant_id="t1")
+    assert (await runner.write_row(fresh)).created
+    assert (await runner.write_row(fresh)).created
+    given = scheduling.prepare(runner.registry, runner.settings, "record", 1, tenant_id="t1", job_id=uuid.uuid4())
+    assert given.keyed
+    assert (await runner.write_row(given)).created
+    assert not (await runner.write_row(given)).created
 
 
 async def test_failed_temporal_job_is_retried_on_postgres(

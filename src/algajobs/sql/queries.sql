@@ -239,7 +239,8 @@ SELECT min(next_run_at) AS next_run_at FROM schedules;
 -- Undo a Temporal job row whose workflow could not be started.
 DELETE FROM jobs
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
-  AND status IN ('pending', 'queued') AND external_run_id IS NULL;
+  AND status IN ('pending', 'queued') AND external_run_id IS NULL
+RETURNING job_id;
 
 -- name: claim_for_temporal
 -- Claim the job for one workflow run; whichever engine claims first runs it.

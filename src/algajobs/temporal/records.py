@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,28 +13,40 @@ from psycopg.types.json import Jsonb
 
 from ..db import Pool, run_query
 from ..enums import JobStatus
-from ..workflows.contracts import ClaimResult, UpdateJobStatusInput
+from ..workflows.contracts import MISSING, ClaimResult, UpdateJobStatusInput
+
+# Longer than a scheduler's insert can take (its retries stop after 15 s, plus
+# a pool wait), shorter than the claim activity's timeout.
+ROW_WAIT = 40.0
 
 
 class TemporalRecords:
     """Job-row transitions owned by the Temporal engine; every one retried on transient errors."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, row_wait: float = ROW_WAIT) -> None:
         self._pool = pool
+        self.row_wait = row_wait
 
-    async def delete_unstarted(self, tenant_id: str, job_id: UUID) -> None:
-        """Remove a row whose workflow was never started (and so never claimed it)."""
-        await run_query(self._pool, "delete_unstarted_job", {"tenant": tenant_id, "job_id": job_id})
+    async def delete_unstarted(self, tenant_id: str, job_id: UUID) -> bool:
+        """Remove a row whose workflow was refused; False if a workflow claimed it after all."""
+        rows = await run_query(self._pool, "delete_unstarted_job", {"tenant": tenant_id, "job_id": job_id})
+        return bool(rows)
 
     async def claim(self, tenant_id: str, job_id: UUID, workflow_id: str, run_id: str) -> ClaimResult:
-        """Claim the job for this run unless another engine (or a cancel) got there first."""
-        rows = await run_query(
-            self._pool,
-            "claim_for_temporal",
-            {"tenant": tenant_id, "job_id": job_id, "workflow_id": workflow_id, "run_id": run_id},
-        )
-        if not rows:
-            return ClaimResult(claimed=False, status="missing")
+        """Claim the job for this run unless another engine (or a cancel) got there first.
+
+        The scheduler writes the row while it starts the workflow, so a claim
+        can outrun the insert: a missing row is awaited for ``row_wait``
+        seconds, then reported as ``missing`` (the scheduling call failed).
+        """
+        params = {"tenant": tenant_id, "job_id": job_id, "workflow_id": workflow_id, "run_id": run_id}
+        deadline = time.monotonic() + self.row_wait
+        delay = 0.002
+        while not (rows := await run_query(self._pool, "claim_for_temporal", params)):
+            if time.monotonic() >= deadline:
+                return ClaimResult(claimed=False, status=MISSING)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
         row = rows[0]
         return ClaimResult(claimed=row["claimed"], status=row["status"], runner_type=row["runner_type"])
 

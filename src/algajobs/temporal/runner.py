@@ -7,9 +7,10 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from temporalio.client import (
     Client,
@@ -30,7 +31,7 @@ from temporalio.worker import Worker
 
 from .. import scheduling, validation
 from ..activities import JobActivities
-from ..db import Pool, check_postgres, open_pool, with_retry
+from ..db import TRANSIENT, Pool, check_postgres, open_pool, with_retry
 from ..enums import JobStatus, RunnerType
 from ..errors import EngineUnavailableError, JobStateError, RunnerStateError
 from ..migrations import migrate
@@ -48,6 +49,7 @@ from .connection import build_worker, connect, with_converter
 from .records import TemporalRecords
 
 log = logging.getLogger("algajobs.temporal")
+F = TypeVar("F")
 _SCHEDULE_NAMESPACE = uuid.UUID("0e7d0b8c-4c57-4d8e-8d1e-2f9a3f1c6b55")
 
 
@@ -219,27 +221,46 @@ class TemporalRunner(RunnerBase):
     # -- scheduling ----------------------------------------------------------
 
     async def submit(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> ScheduleResult:
-        """Write the row, then start the workflow; a repeated job id starts nothing."""
+        """Write the row and start the workflow; a repeated job id starts nothing.
+
+        A keyed job (caller-given id or singleton key) writes its row first,
+        since an existing row means nothing may start. A fresh id cannot
+        collide, so its insert and its start run concurrently: the workflow's
+        claim waits for the row, and a run whose row never lands ends unrun.
+        """
         with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
-            result = await self.write_row(request)
-            if result.created:
-                try:
-                    await self.start_workflow_for(request, rpc_timeout=rpc_timeout)
-                except EngineUnavailableError:
-                    await self._require_records().delete_unstarted(request.tenant_id, request.job_id)
-                    raise
-            return result
+            if request.keyed:
+                written = await self.write_row(request)
+                if not written.created:
+                    return written
+                started = await _failure_of(self.start_workflow_for(request, rpc_timeout=rpc_timeout))
+            else:
+                written, started = await while_starting(
+                    self.write_row(request), _failure_of(self.start_workflow_for(request, rpc_timeout=rpc_timeout))
+                )
+            if started is None:
+                return written
+            if await self._require_records().delete_unstarted(request.tenant_id, request.job_id):
+                raise started
+            return written  # the start was only ambiguous: its workflow already claimed the row
 
     async def write_row(self, request: JobRequest) -> ScheduleResult:
         """Write the job's row as queued on Temporal (an existing id or singleton key wins)."""
-        # Queued from the start: the workflow's claim records its run id, so
-        # scheduling costs one database round trip besides the Temporal call.
-        return await self.store.insert_job(
-            request,
-            status=JobStatus.QUEUED,
-            runner_type=RunnerType.TEMPORAL,
-            external_id=workflow_id_for(request.job_id),
-        )
+        try:
+            # Queued from the start: the workflow's claim records its run id, so
+            # scheduling costs one database round trip besides the Temporal call.
+            written = await self.store.insert_job(
+                request,
+                status=JobStatus.QUEUED,
+                runner_type=RunnerType.TEMPORAL,
+                external_id=workflow_id_for(request.job_id),
+            )
+        except TRANSIENT as exc:
+            raise EngineUnavailableError(f"PostgreSQL unavailable; the job was not accepted: {exc}") from exc
+        if request.fresh_id and not written.created and written.job_id == request.job_id:
+            # Only this call knows a fresh id: the row is its own, from an insert retried after a lost answer.
+            return written.model_copy(update={"created": True})
+        return written
 
     async def start_workflow_for(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> None:
         """Start the job's workflow; raise EngineUnavailableError if Temporal refuses or fails."""
@@ -367,6 +388,30 @@ async def probe_temporal(settings: Settings) -> EngineHealth:
     except (EngineUnavailableError, TimeoutError) as exc:
         return EngineHealth(engine=RunnerType.TEMPORAL, healthy=False, error=str(exc) or "connect timed out")
     return await check_temporal(client)
+
+
+async def while_starting(write: Awaitable[ScheduleResult], start: Awaitable[F]) -> tuple[ScheduleResult, F]:
+    """Write the row while the workflow starts; ``start`` reports refusals as values.
+
+    The insert's error is raised once the start has ended: with no row the
+    started workflow never runs the job, so the caller may safely retry.
+    """
+    insert = asyncio.ensure_future(write)
+    try:
+        outcome = await start
+    except BaseException:
+        insert.cancel()
+        raise
+    return await insert, outcome
+
+
+async def _failure_of(start: Awaitable[None]) -> EngineUnavailableError | None:
+    """Await a workflow start; return its refusal instead of raising it."""
+    try:
+        await start
+    except EngineUnavailableError as exc:
+        return exc
+    return None
 
 
 def _temporal_spec(spec: ScheduleSpec) -> TemporalScheduleSpec:

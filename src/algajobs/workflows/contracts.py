@@ -115,6 +115,10 @@ class UpdateJobStatusInput(Wire):
     max_attempts: int | None = None
 
 
+MISSING = "missing"
+"""ClaimResult.status when the job's row was never written."""
+
+
 class ClaimResult(Wire):
     """What ``updateJobStatus`` saw: whether this run owns the job, and its status."""
 

@@ -14,6 +14,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from .contracts import (
+        MISSING,
         CancelJobSignal,
         ClaimResult,
         CreateJobDetailInput,
@@ -30,6 +31,8 @@ T = TypeVar("T")
 WORKFLOW_NAME = "genericJobWorkflow"
 CANCELLED_ERROR_TYPE = "JobCancelledError"
 _BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# The claim may wait for a row still being written (see TemporalRecords.claim).
+_CLAIM_TIMEOUT = timedelta(seconds=60)
 # Bookkeeping writes retry until the database answers: losing one would leave the row wrong.
 _BOOKKEEPING_RETRY = TemporalRetryPolicy(maximum_interval=timedelta(seconds=10))
 # Schedule-fired runs have no job id of their own; derive one from the run's
@@ -76,8 +79,16 @@ class GenericJobWorkflow:
             return await self._finish(job, job_id, "cancelled", error=self._cancel_reason())
 
         claim = await _bookkeeping(
-            "updateJobStatus", self._status_input(job, job_id, "processing", claim_fields=True), ClaimResult
+            "updateJobStatus",
+            self._status_input(job, job_id, "processing", claim_fields=True),
+            ClaimResult,
+            limit=_CLAIM_TIMEOUT,
         )
+        if claim.status == MISSING:
+            # The scheduling call failed to write the row and told its caller so: never run.
+            reason = "not run: the job's row was never written (its schedule call failed)"
+            self._set(step="skipped", error=reason)
+            return GenericJobResult(success=False, job_id=job_id, error=reason, completed_at=workflow.now())
         if not claim.claimed:
             reason = f"not run by Temporal: job is {claim.status} on {claim.runner_type}"
             await self._detail(job, job_id, "claim-lost", "cancelled", {"reason": reason})
@@ -192,13 +203,15 @@ class GenericJobWorkflow:
         )
 
 
-async def _bookkeeping(activity: str, arg: object, result_type: type[T]) -> T:
+async def _bookkeeping(
+    activity: str, arg: object, result_type: type[T], *, limit: timedelta = _BOOKKEEPING_TIMEOUT
+) -> T:
     # Local activities: a row update needs no task-queue round trip through the server.
     result: T = await workflow.execute_local_activity(
         activity,
         arg,
         result_type=result_type,
-        start_to_close_timeout=_BOOKKEEPING_TIMEOUT,
+        start_to_close_timeout=limit,
         retry_policy=_BOOKKEEPING_RETRY,
     )
     return result
