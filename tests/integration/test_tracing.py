@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
 
-from algajobs import JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings
+from algajobs import JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings, scheduling
 from algajobs.temporal.runner import TemporalRunner, workflow_id_for
 from algajobs.testing import test_server_path
 from algajobs.workflows.contracts import GenericJobResult
@@ -116,3 +116,18 @@ async def test_temporal_job_is_one_trace(temporal_runner: TemporalRunner, handle
     trace_ids = {s.context.trace_id for s in [execute, *temporal_spans] if s.context is not None}
     assert trace_ids == {schedule.context.trace_id}
     assert metric_total("algajobs.jobs.finished", engine="temporal", status="completed") >= 1
+
+
+async def test_starts_outside_a_trace_skip_temporal_client_spans(
+    temporal_runner: TemporalRunner, handlers: list[Any]
+) -> None:
+    """Temporal's client span and header are paid for only when there is a trace to carry."""
+    untraced = scheduling.prepare(temporal_runner.registry, temporal_runner.settings, "record", 1, tenant_id="t1")
+    await temporal_runner.start_workflow_for(untraced)
+    assert spans_named("StartWorkflow:") == []
+    traced = scheduling.prepare(temporal_runner.registry, temporal_runner.settings, "record", 2, tenant_id="t1")
+    with trace.get_tracer("tests").start_as_current_span("caller") as caller:
+        await temporal_runner.start_workflow_for(traced)
+    (start,) = spans_named("StartWorkflow:genericJobWorkflow")
+    assert start.context is not None
+    assert start.context.trace_id == caller.get_span_context().trace_id
