@@ -165,6 +165,33 @@ async def test_both_engines_down_raises_and_writes_nothing(effects: Settings) ->
     )
 
 
+async def test_postgres_down_with_temporal_up_raises_and_runs_nothing(
+    effects: Settings, dev_env: WorkflowEnvironment
+) -> None:
+    """The row is the commit point: its insert fails, the call raises, the started workflow never runs the job."""
+    queue = f"q-{uuid.uuid4()}"
+    conf = failover_settings(effects, dev_env.client.service_client.config.target_host, temporal_task_queue=queue)
+    async with FailoverRunner(conf, registry) as runner:
+        runner.temporal._require_records().row_wait = 1.0
+        await runner.temporal.start()
+        await asyncio.to_thread(_pg_ctl, "stop")
+        try:
+            with pytest.raises(EngineUnavailableError, match="PostgreSQL"):
+                await runner.schedule_job("effect", {}, tenant_id="t-pg-down")
+        finally:
+            await asyncio.to_thread(_pg_ctl, "start")
+        assert runner.circuit_state is CircuitState.CLOSED  # Temporal answered; only PostgreSQL failed
+
+        async def started() -> list[str]:
+            return [w.id async for w in dev_env.client.list_workflows(f"TaskQueue = '{queue}'")]
+
+        (workflow_id,) = await eventually(started, lambda ids: len(ids) == 1, within=10, interval=0.2)
+        outcome = await asyncio.wait_for(dev_env.client.get_workflow_handle(workflow_id).result(), 60)
+        assert "never written" in outcome["error"]
+    assert await scalar(effects, "SELECT count(*) FROM jobs WHERE tenant = 't-pg-down'") == 0
+    assert await scalar(effects, "SELECT count(*) FROM effect_starts") == 0
+
+
 async def test_stream_survives_temporal_killed_and_restarted_twice(effects: Settings, tmp_path: Path) -> None:
     """2,000 jobs scheduled while Temporal dies and returns twice: all complete, each effect once."""
     total = 2000
