@@ -102,6 +102,14 @@ async def run_query(pool: Pool, name: str, params: Mapping[str, Any] | None = No
     return await with_retry(run, what=name)
 
 
+async def accepting(call: Awaitable[T]) -> T:
+    """Await a write that accepts a job; PostgreSQL down means the job was not accepted."""
+    try:
+        return await call
+    except TRANSIENT as exc:
+        raise EngineUnavailableError(f"PostgreSQL unavailable; the job was not accepted: {exc}") from exc
+
+
 async def check_postgres(settings: Settings, pool: Pool | None = None, *, wait: int = 2) -> EngineHealth:
     """Ping PostgreSQL (through ``pool`` when given) and report latency or the error."""
     started = time.perf_counter()

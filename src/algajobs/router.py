@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from temporalio.client import Client
 
 from . import scheduling, validation
 from .circuit import CircuitBreaker, CircuitConfig, CircuitState
-from .db import TRANSIENT, run_query
+from .db import accepting, run_query
 from .enums import RunnerType
 from .errors import EngineUnavailableError, RunnerStateError
 from .fallback import PostgresRunner
@@ -34,10 +33,9 @@ from .scheduling import JobRequest
 from .settings import Settings
 from .store import JobStore
 from .telemetry import CIRCUIT_TRANSITIONS, schedule_span
-from .temporal.runner import TemporalRunner, check_temporal, while_starting
+from .temporal.runner import TemporalRunner, check_temporal, write_and_start
 
 log = logging.getLogger("algajobs.router")
-T = TypeVar("T")
 
 
 class FailoverRunner(RunnerBase):
@@ -117,21 +115,17 @@ class FailoverRunner(RunnerBase):
     async def submit(self, request: JobRequest) -> ScheduleResult:
         """Route one validated job; never waits on Temporal longer than the call bound.
 
-        As in TemporalRunner.submit, a fresh id writes its row while the
-        workflow starts; a keyed job writes first and may start nothing.
+        Row and workflow as in ``write_and_start``: an existing job (same id or
+        live singleton key) is returned without asking Temporal.
         """
         if not self.breaker.allow():
             return await self._on_postgres(request)
         temporal = self.temporal
         try:
             with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
-                if request.keyed:
-                    written = await temporal.write_row(request)
-                    if not written.created:
-                        return written  # an existing job: Temporal was not asked
-                    failure = await self._start(request)
-                else:
-                    written, failure = await while_starting(temporal.write_row(request), self._start(request))
+                written, failure = await write_and_start(
+                    request, lambda: temporal.write_row(request), lambda: self._start(request)
+                )
                 if failure is not None:
                     return await self._hand_over(request, f"Temporal start failed: {type(failure).__name__}: {failure}")
             return written
@@ -151,22 +145,15 @@ class FailoverRunner(RunnerBase):
 
     async def _on_postgres(self, request: JobRequest) -> ScheduleResult:
         with schedule_span(request.name, request.tenant_id, RunnerType.POSTGRES):
-            return await self._write(self.postgres.enqueue(request))
+            return await accepting(self.postgres.enqueue(request))
 
     async def _hand_over(self, request: JobRequest, reason: str) -> ScheduleResult:
         """Queue the already-written row on PostgreSQL, unless a workflow has claimed it."""
         params = {"tenant": request.tenant_id, "job_id": request.job_id, "reason": reason[:500]}
-        moved = await self._write(run_query(self.postgres.pool, "hand_over_to_postgres", params))
+        moved = await accepting(run_query(self.postgres.pool, "hand_over_to_postgres", params))
         log.warning("job %s handed to PostgreSQL: %s", request.job_id, reason)
         runner_type = RunnerType.POSTGRES if moved else RunnerType.TEMPORAL
         return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=runner_type)
-
-    async def _write(self, call: Awaitable[T]) -> T:
-        """Await a database write; PostgreSQL down too means nothing can take the job."""
-        try:
-            return await call
-        except TRANSIENT as exc:
-            raise EngineUnavailableError(f"PostgreSQL unavailable; the job was not accepted: {exc}") from exc
 
     async def schedule_recurring_job(
         self,

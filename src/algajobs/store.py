@@ -88,7 +88,9 @@ class JobStore:
             job_id=row["job_id"],
             external_id=row["external_id"],
             runner_type=RunnerType(row["runner_type"]),
-            created=False,
+            # Only this call knows a fresh id: a row holding it is its own, from an
+            # insert that the retry wrapper repeated after its answer was lost.
+            created=request.fresh_id and row["job_id"] == request.job_id,
         )
 
     async def get_job(self, job_id: object, *, tenant_id: object) -> JobInfo:

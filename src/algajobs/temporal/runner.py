@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 
 from .. import scheduling, validation
 from ..activities import JobActivities
-from ..db import TRANSIENT, Pool, check_postgres, open_pool, with_retry
+from ..db import Pool, accepting, check_postgres, open_pool, with_retry
 from ..enums import JobStatus, RunnerType
 from ..errors import EngineUnavailableError, JobStateError, RunnerStateError
 from ..migrations import migrate
@@ -221,46 +221,31 @@ class TemporalRunner(RunnerBase):
     # -- scheduling ----------------------------------------------------------
 
     async def submit(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> ScheduleResult:
-        """Write the row and start the workflow; a repeated job id starts nothing.
-
-        A keyed job (caller-given id or singleton key) writes its row first,
-        since an existing row means nothing may start. A fresh id cannot
-        collide, so its insert and its start run concurrently: the workflow's
-        claim waits for the row, and a run whose row never lands ends unrun.
-        """
+        """Write the row and start the workflow (see ``write_and_start``); a repeated job id starts nothing."""
         with schedule_span(request.name, request.tenant_id, RunnerType.TEMPORAL):
-            if request.keyed:
-                written = await self.write_row(request)
-                if not written.created:
-                    return written
-                started = await _failure_of(self.start_workflow_for(request, rpc_timeout=rpc_timeout))
-            else:
-                written, started = await while_starting(
-                    self.write_row(request), _failure_of(self.start_workflow_for(request, rpc_timeout=rpc_timeout))
-                )
-            if started is None:
+            written, refused = await write_and_start(
+                request,
+                lambda: self.write_row(request),
+                lambda: _failure_of(self.start_workflow_for(request, rpc_timeout=rpc_timeout)),
+            )
+            if refused is None:
                 return written
             if await self._require_records().delete_unstarted(request.tenant_id, request.job_id):
-                raise started
+                raise refused
             return written  # the start was only ambiguous: its workflow already claimed the row
 
     async def write_row(self, request: JobRequest) -> ScheduleResult:
         """Write the job's row as queued on Temporal (an existing id or singleton key wins)."""
-        try:
-            # Queued from the start: the workflow's claim records its run id, so
-            # scheduling costs one database round trip besides the Temporal call.
-            written = await self.store.insert_job(
+        # Queued from the start: the workflow's claim records its run id, so
+        # scheduling costs one database round trip besides the Temporal call.
+        return await accepting(
+            self.store.insert_job(
                 request,
                 status=JobStatus.QUEUED,
                 runner_type=RunnerType.TEMPORAL,
                 external_id=workflow_id_for(request.job_id),
             )
-        except TRANSIENT as exc:
-            raise EngineUnavailableError(f"PostgreSQL unavailable; the job was not accepted: {exc}") from exc
-        if request.fresh_id and not written.created and written.job_id == request.job_id:
-            # Only this call knows a fresh id: the row is its own, from an insert retried after a lost answer.
-            return written.model_copy(update={"created": True})
-        return written
+        )
 
     async def start_workflow_for(self, request: JobRequest, *, rpc_timeout: timedelta | None = None) -> None:
         """Start the job's workflow; raise EngineUnavailableError if Temporal refuses or fails."""
@@ -390,19 +375,28 @@ async def probe_temporal(settings: Settings) -> EngineHealth:
     return await check_temporal(client)
 
 
-async def while_starting(write: Awaitable[ScheduleResult], start: Awaitable[F]) -> tuple[ScheduleResult, F]:
-    """Write the row while the workflow starts; ``start`` reports refusals as values.
+async def write_and_start(
+    request: JobRequest,
+    write: Callable[[], Awaitable[ScheduleResult]],
+    start: Callable[[], Awaitable[F | None]],
+) -> tuple[ScheduleResult, F | None]:
+    """Write the job's row and start its workflow; ``start`` returns its failure instead of raising.
 
-    The insert's error is raised once the start has ended: with no row the
-    started workflow never runs the job, so the caller may safely retry.
+    A keyed job (caller-given id or singleton key) writes first, since an
+    existing row means nothing may start. A fresh id cannot collide, so its
+    insert runs while the workflow starts; the insert's error is raised once
+    the start has ended: with no row the workflow never runs the job.
     """
-    insert = asyncio.ensure_future(write)
+    if request.keyed:
+        written = await write()
+        return written, (await start() if written.created else None)
+    insert = asyncio.ensure_future(write())
     try:
-        outcome = await start
+        failure = await start()
     except BaseException:
         insert.cancel()
         raise
-    return await insert, outcome
+    return await insert, failure
 
 
 async def _failure_of(start: Awaitable[None]) -> EngineUnavailableError | None:
