@@ -21,9 +21,8 @@ import uuid
 
 from temporalio.client import Client
 
-from algajobs import JobContext, JobRegistry, Settings
+from algajobs import FailoverRunner, JobContext, JobRegistry, Settings
 from algajobs.circuit import CircuitState
-from algajobs.router import FailoverRunner
 from algajobs.testing import temporal_cli_path
 
 DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

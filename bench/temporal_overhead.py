@@ -23,8 +23,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from algajobs import JobContext, JobRegistry, JobStatus, Settings
-from algajobs.temporal.runner import TemporalRunner
+from algajobs import JobContext, JobRegistry, JobStatus, Settings, TemporalRunner
 from algajobs.testing import temporal_cli_path
 
 DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -8,6 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from algajobs import Runner, RunnerType
+from algajobs.temporal.engine import TemporalEngine
+
 T = TypeVar("T")
 DSN = os.environ.get("ALGAJOBS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -28,3 +31,10 @@ async def eventually(
         await asyncio.sleep(interval)
         value = await probe()
     return value
+
+
+def temporal_engine(runner: Runner) -> TemporalEngine:
+    """The runner's Temporal engine, typed, for tests that drive admission step by step."""
+    engine = runner.engine(RunnerType.TEMPORAL)
+    assert isinstance(engine, TemporalEngine)
+    return engine

@@ -11,6 +11,7 @@ from .enums import JobStatus, RunnerType
 from .errors import (
     AlgaJobsError,
     ConfigurationError,
+    DatabaseError,
     EngineUnavailableError,
     InvalidJobIdError,
     InvalidRunAtError,
@@ -26,20 +27,19 @@ from .errors import (
     ValidationError,
 )
 from .factory import create_runner
-from .fallback import PostgresRunner
 from .migrations import migrate
 from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from .protocol import JobRunner, RunnerState
 from .registry import JobDefinition, JobRegistry
 from .retry import RetryPolicy
-from .router import FailoverRunner
-from .runner import JobRunner, RunnerState
+from .runner import FailoverRunner, PostgresRunner, Runner, RunnerMode, TemporalRunner
 from .settings import Settings
-from .temporal.runner import TemporalRunner
 
 __all__ = [
     "AlgaJobsError",
     "CircuitState",
     "ConfigurationError",
+    "DatabaseError",
     "EngineHealth",
     "EngineUnavailableError",
     "FailoverRunner",
@@ -62,6 +62,8 @@ __all__ = [
     "PayloadValidationError",
     "PostgresRunner",
     "RetryPolicy",
+    "Runner",
+    "RunnerMode",
     "RunnerState",
     "RunnerStateError",
     "RunnerType",

@@ -17,17 +17,16 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from .db import check_postgres
+from .db import probe_postgres
 from .enums import JobStatus, RunnerType
 from .errors import AlgaJobsError
-from .factory import AnyRunner, create_runner
-from .fallback import PostgresRunner
+from .factory import create_runner
 from .migrations import migrate as apply_migrations
 from .models import HealthReport, JobInfo
 from .registry import JobRegistry
-from .router import FailoverRunner
+from .runner import FailoverRunner, PostgresRunner, Runner
 from .settings import Settings
-from .temporal.runner import probe_temporal
+from .temporal.health import probe_temporal
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -133,7 +132,7 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _serve(runner: AnyRunner) -> None:
+async def _serve(runner: Runner) -> None:
     stop = _stop_on_signals()
     log = logging.getLogger("algajobs.cli")
     async with runner:
@@ -147,9 +146,8 @@ async def _serve(runner: AnyRunner) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 30)
-            pg = runner.postgres if isinstance(runner, FailoverRunner) else runner
-            if isinstance(pg, PostgresRunner) and pg.worker and not stop.is_set():
-                s = pg.worker.stats
+            if runner.worker and not stop.is_set():
+                s = runner.worker.stats
                 log.info("progress: %d completed, %d failed, %d retried", s.completed, s.failed, s.retried)
         log.info("stopping: finishing in-flight jobs")
     log.info("worker stopped")
@@ -280,7 +278,7 @@ def health() -> None:
 
     async def go() -> bool:
         settings = Settings.load()
-        engines = [await check_postgres(settings)]
+        engines = [await probe_postgres(settings)]
         if settings.runner_type is RunnerType.TEMPORAL:
             engines.insert(0, await probe_temporal(settings))
         report = HealthReport(healthy=all(e.healthy for e in engines), engines=tuple(engines))

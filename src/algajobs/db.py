@@ -1,4 +1,14 @@
-"""Connection pool and the retry wrapper for transient database errors."""
+"""The query manager: every statement algajobs runs goes through :class:`Database`.
+
+One place owns the three things every call needs: the named SQL block, the
+retry of transient errors (a dropped connection, a restarting server) within
+``JOB_DB_RETRY_SECONDS``, and the translation of driver errors into the typed
+tree, so no public method lets a psycopg exception escape::
+
+    psycopg.OperationalError, PoolTimeout  → retried, then EngineUnavailableError
+    undefined table / schema               → ConfigurationError (run the migrations)
+    any other psycopg.Error                → DatabaseError
+"""
 
 from __future__ import annotations
 
@@ -11,16 +21,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential, wait_random
 
 from .enums import RunnerType
-from .errors import EngineUnavailableError
+from .errors import AlgaJobsError, ConfigurationError, DatabaseError, EngineUnavailableError
 from .models import EngineHealth
 from .settings import Settings
 from .sql import QUERIES
@@ -28,12 +32,14 @@ from .sql import QUERIES
 log = logging.getLogger("algajobs.db")
 T = TypeVar("T")
 Row = dict[str, Any]
-Pool = AsyncConnectionPool[psycopg.AsyncConnection[Row]]
+Connection = psycopg.AsyncConnection[Row]
+Pool = AsyncConnectionPool[Connection]
 
 # Infrastructure errors worth retrying: the connection dropped or the server
 # restarts. Query bugs (ProgrammingError, IntegrityError...) are not retried.
 TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 _FIRST_BACKOFF = 0.05
+_MIN_ATTEMPT = 0.5  # a pool wait shorter than this cannot even complete a reconnect
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
@@ -45,37 +51,30 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def open_pool(settings: Settings, *, connect_timeout: float = 10.0) -> Pool:
-    """Open a pool on ``DATABASE_URL``; raises EngineUnavailableError if unreachable."""
-    pool: Pool = AsyncConnectionPool(
-        settings.database_url,
-        min_size=1,
-        max_size=settings.pool_size,
-        kwargs=connection_kwargs(settings),
-        connection_class=psycopg.AsyncConnection[Row],
-        open=False,
-        timeout=connect_timeout,
-        name=f"algajobs-{settings.schema_name}",
-    )
-    try:
-        await pool.open(wait=True, timeout=connect_timeout)
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        await pool.close()
-        raise EngineUnavailableError(f"PostgreSQL unreachable at DATABASE_URL: {exc}") from exc
-    return pool
+def translate(exc: BaseException, what: str) -> AlgaJobsError:
+    """The typed error for a driver error raised by ``what``."""
+    if isinstance(exc, TRANSIENT):
+        return EngineUnavailableError(f"PostgreSQL unavailable ({what}): {_first_line(exc)}")
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
+        return ConfigurationError(f"{_first_line(exc)}; run 'algajobs migrate' for JOB_SCHEMA")
+    return DatabaseError(f"{what} failed: {type(exc).__name__}: {_first_line(exc)}")
 
 
-async def with_retry(
-    operation: Callable[[], Awaitable[T]], *, deadline: float = 15.0, what: str = "database call"
-) -> T:
-    """Run ``operation``, retrying transient errors with backoff for up to ``deadline`` s."""
+async def with_retry(operation: Callable[[float], Awaitable[T]], *, deadline: float, what: str) -> T:
+    """Run ``operation(remaining_seconds)``, retrying transient errors with backoff until ``deadline`` s.
+
+    Raises the last transient error when the deadline passes; other errors at once.
+    """
     started = time.monotonic()
+
+    def remaining() -> float:
+        return max(deadline - (time.monotonic() - started), _MIN_ATTEMPT)
+
     try:
         # Most calls succeed at once; the retry machinery costs ~40 µs, so only build it on failure.
-        return await operation()
+        return await operation(remaining())
     except TRANSIENT as exc:
-        log.warning("%s failed (%s); retrying", what, exc)
-    await asyncio.sleep(_FIRST_BACKOFF)
+        log.warning("%s failed (%s); retrying", what, _first_line(exc))
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
         stop=stop_after_delay(max(deadline - (time.monotonic() - started), 0.0)),
@@ -85,43 +84,128 @@ async def with_retry(
             "%s failed (%s); retrying", what, state.outcome.exception() if state.outcome else "?"
         ),
     )
+    await asyncio.sleep(_FIRST_BACKOFF)
     async for attempt in retrying:
         with attempt:
-            return await operation()
+            return await operation(remaining())
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 
-async def run_query(pool: Pool, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-    """Run the named query on a pooled connection, retrying transient errors; return its rows."""
+class Transaction:
+    """Named statements on one connection inside one open transaction."""
 
-    async def run() -> list[Row]:
-        async with pool.connection() as conn:
-            cur = await conn.execute(QUERIES[name], params)
-            return await cur.fetchall() if cur.description else []
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-    return await with_retry(run, what=name)
+    async def fetch(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a named query and return its rows."""
+        cur = await self._conn.execute(QUERIES[name], params)
+        return await cur.fetchall() if cur.description else []
 
-
-async def accepting(call: Awaitable[T]) -> T:
-    """Await a write that accepts a job; PostgreSQL down means the job was not accepted."""
-    try:
-        return await call
-    except TRANSIENT as exc:
-        raise EngineUnavailableError(f"PostgreSQL unavailable; the job was not accepted: {exc}") from exc
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run a named statement and return its row count."""
+        cur = await self._conn.execute(QUERIES[name], params)
+        return cur.rowcount
 
 
-async def check_postgres(settings: Settings, pool: Pool | None = None, *, wait: int = 2) -> EngineHealth:
-    """Ping PostgreSQL (through ``pool`` when given) and report latency or the error."""
+class Database:
+    """The pool and every statement run on it: retried, bounded, translated."""
+
+    def __init__(self, pool: Pool, *, deadline: float) -> None:
+        self.pool = pool
+        self.deadline = deadline
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Database:
+        """Open a pool on ``DATABASE_URL``; EngineUnavailableError if it does not answer in time."""
+        deadline = settings.db_retry_deadline.total_seconds()
+        pool: Pool = AsyncConnectionPool(
+            settings.database_url,
+            min_size=1,
+            max_size=settings.pool_size,
+            kwargs=connection_kwargs(settings),
+            connection_class=Connection,
+            open=False,
+            timeout=deadline,
+            name=f"algajobs-{settings.schema_name}",
+        )
+        try:
+            await pool.open(wait=True, timeout=deadline)
+        except TRANSIENT as exc:
+            await pool.close()
+            raise EngineUnavailableError(f"PostgreSQL unreachable at DATABASE_URL: {_first_line(exc)}") from exc
+        return cls(pool, deadline=deadline)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.pool.close()
+
+    async def fetch(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run the named query on a pooled connection and return its rows."""
+
+        async def run(wait: float) -> list[Row]:
+            async with self.pool.connection(timeout=wait) as conn:
+                cur = await conn.execute(QUERIES[name], params)
+                return await cur.fetchall() if cur.description else []
+
+        return await self._call(run, name)
+
+    async def execute(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run the named statement on a pooled connection and return its row count."""
+
+        async def run(wait: float) -> int:
+            async with self.pool.connection(timeout=wait) as conn:
+                cur = await conn.execute(QUERIES[name], params)
+                return cur.rowcount
+
+        return await self._call(run, name)
+
+    async def transact(self, work: Callable[[Transaction], Awaitable[T]], *, what: str) -> T:
+        """Run ``work`` in one transaction; the whole unit is retried on transient errors."""
+
+        async def run(wait: float) -> T:
+            async with self.pool.connection(timeout=wait) as conn, conn.transaction():
+                return await work(Transaction(conn))
+
+        return await self._call(run, what)
+
+    async def ping(self, *, wait: float = 2.0) -> EngineHealth:
+        """One ``SELECT 1`` bounded by ``wait`` s: the PostgreSQL engine's health."""
+        return await _timed_ping(lambda: self._select_one(wait), wait)
+
+    async def _select_one(self, wait: float) -> None:
+        async with self.pool.connection(timeout=wait) as conn:
+            await conn.execute(QUERIES["ping"])
+
+    async def _call(self, run: Callable[[float], Awaitable[T]], what: str) -> T:
+        try:
+            return await with_retry(run, deadline=self.deadline, what=what)
+        except psycopg.Error as exc:  # PoolTimeout is an OperationalError too
+            raise translate(exc, what) from exc
+
+
+async def probe_postgres(settings: Settings, *, wait: float = 2.0) -> EngineHealth:
+    """Connect to ``DATABASE_URL`` once (no pool) and report its health (for the CLI)."""
+
+    async def select_one() -> None:
+        conn = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=max(int(wait), 1))
+        async with conn:
+            await conn.execute(QUERIES["ping"])
+
+    return await _timed_ping(select_one, wait)
+
+
+async def _timed_ping(ping: Callable[[], Awaitable[None]], wait: float) -> EngineHealth:
     started = time.perf_counter()
     try:
-        if pool is not None:
-            async with pool.connection(timeout=wait) as conn:
-                await conn.execute("SELECT 1")
-        else:
-            direct = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=wait)
-            async with direct:
-                await direct.execute("SELECT 1")
+        await asyncio.wait_for(ping(), wait)
+    except TimeoutError:
+        return EngineHealth(engine=RunnerType.POSTGRES, healthy=False, error=f"no answer within {wait:g}s")
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; it is reported
-        return EngineHealth(engine=RunnerType.POSTGRES, healthy=False, error=str(exc).splitlines()[0])
-    latency = (time.perf_counter() - started) * 1000
-    return EngineHealth(engine=RunnerType.POSTGRES, healthy=True, latency_ms=latency)
+        return EngineHealth(engine=RunnerType.POSTGRES, healthy=False, error=_first_line(exc))
+    return EngineHealth(engine=RunnerType.POSTGRES, healthy=True, latency_ms=(time.perf_counter() - started) * 1000)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

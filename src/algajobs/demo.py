@@ -11,9 +11,9 @@ import pydantic
 from .context import JobContext
 from .enums import JobStatus
 from .models import JobInfo
+from .protocol import JobRunner
 from .registry import JobRegistry
 from .retry import RetryPolicy
-from .runner import JobRunner
 
 registry = JobRegistry()
 TENANT = "demo-tenant"

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from .db import check_postgres
+from .db import probe_postgres
 from .errors import ConfigurationError
 from .settings import Settings
 
@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 async def _answers(url: str) -> bool:
-    return (await check_postgres(Settings.load(database_url=url))).healthy
+    return (await probe_postgres(Settings.load(database_url=url))).healthy
 
 
 @asynccontextmanager

@@ -16,7 +16,8 @@ them all::
     ├── JobNotFoundError            no such job for this tenant
     ├── JobStateError               the job's state forbids the operation
     ├── RunnerStateError            runner used before ``__aenter__`` or after close
-    ├── EngineUnavailableError      no engine could accept the job
+    ├── EngineUnavailableError      an engine (or PostgreSQL itself) did not answer in time
+    ├── DatabaseError               PostgreSQL refused a statement (not a transient fault)
     └── JobCancelledError           raised inside a handler to end it as cancelled
 """
 
@@ -76,7 +77,11 @@ class RunnerStateError(AlgaJobsError):
 
 
 class EngineUnavailableError(AlgaJobsError):
-    """No engine could accept the job; nothing was written."""
+    """An engine, or PostgreSQL itself, did not answer in time; a ``schedule_*`` call that raises it wrote nothing."""
+
+
+class DatabaseError(AlgaJobsError):
+    """PostgreSQL refused a statement for a reason retrying cannot fix; the message names it."""
 
 
 class JobCancelledError(AlgaJobsError):

@@ -1,29 +1,29 @@
-"""``create_runner``: the composition root that picks an engine from settings."""
+"""``create_runner``: the composition root that picks a runner mode from settings."""
 
 from __future__ import annotations
 
-from .enums import RunnerType
-from .fallback import PostgresRunner
 from .registry import JobRegistry
-from .router import FailoverRunner
+from .runner import FailoverRunner, PostgresRunner, Runner, RunnerMode, TemporalRunner
 from .settings import Settings
-from .temporal.runner import TemporalRunner
-
-AnyRunner = FailoverRunner | PostgresRunner | TemporalRunner
 
 
-def create_runner(settings: Settings | None = None, registry: JobRegistry | None = None) -> AnyRunner:
-    """Return the runner ``settings`` ask for (default: read from the environment).
+def create_runner(settings: Settings | None = None, registry: JobRegistry | None = None) -> Runner:
+    """Return a runner configured as ``settings`` ask (default: read from the environment).
 
-    ``temporal`` with fallback (the default) gives a :class:`FailoverRunner`;
-    ``temporal`` without fallback a :class:`TemporalRunner`; ``postgres`` a
-    :class:`PostgresRunner`. Runners are async context managers; ``start()``
-    begins processing.
+    ``JOB_RUNNER_TYPE=temporal`` with fallback (the default) routes through a
+    circuit breaker to the PostgreSQL queue; ``temporal`` without fallback
+    uses Temporal alone; ``postgres`` the PostgreSQL queue alone (see
+    :class:`~algajobs.runner.RunnerMode`). Runners are async context
+    managers; ``start()`` begins processing.
     """
     settings = settings or Settings.load()
-    registry = registry if registry is not None else JobRegistry()
-    if settings.runner_type is RunnerType.POSTGRES:
-        return PostgresRunner(settings, registry)
-    if settings.fallback_to_postgres:
-        return FailoverRunner(settings, registry)
-    return TemporalRunner(settings, registry)
+    kind = _BY_MODE[RunnerMode.from_settings(settings)]
+    return kind(settings, registry if registry is not None else JobRegistry())
+
+
+# One class in three configurations; the named subclasses read well in reprs and isinstance checks.
+_BY_MODE: dict[RunnerMode, type[Runner]] = {
+    RunnerMode.POSTGRES: PostgresRunner,
+    RunnerMode.TEMPORAL: TemporalRunner,
+    RunnerMode.FAILOVER: FailoverRunner,
+}

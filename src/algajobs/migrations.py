@@ -4,39 +4,45 @@ from __future__ import annotations
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
+from .db import Transaction, translate, with_retry
 from .settings import Settings
 from .sql import migration_files
-
-_LEDGER = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 async def migrate(settings: Settings) -> list[str]:
     """Bring the configured schema up to date; return the migrations applied now.
 
     Safe to run from many processes at once: they serialize on an advisory
-    lock and each migration runs, with its ledger row, in one transaction.
+    lock and each run, with its ledger rows, is one transaction. PostgreSQL
+    unreachable for ``JOB_DB_RETRY_SECONDS`` raises EngineUnavailableError.
     """
-    schema = settings.schema_name
+    try:
+        return await with_retry(
+            lambda wait: _apply(settings, wait), deadline=settings.db_retry_deadline.total_seconds(), what="migrate"
+        )
+    except psycopg.Error as exc:
+        raise translate(exc, "migrate") from exc
+
+
+async def _apply(settings: Settings, wait: float) -> list[str]:
+    schema = sql.Identifier(settings.schema_name)
     applied_now: list[str] = []
-    connect = psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    connect = psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, row_factory=dict_row, connect_timeout=max(int(wait), 1)
+    )
     async with await connect as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"algajobs-migrate:{schema}"])
-        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        await conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
-        await conn.execute(_LEDGER)
-        cur = await conn.execute("SELECT version FROM schema_migrations")
-        done = {row[0] for row in await cur.fetchall()}
+        tx = Transaction(conn)
+        await tx.execute("lock_migrations", {"schema": settings.schema_name})
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        await conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(schema))
+        await tx.execute("create_migration_ledger")
+        done = {row["version"] for row in await tx.fetch("applied_migrations")}
         for version, name, text in migration_files():
             if version in done:
                 continue
             await conn.execute(text)
-            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", [version, name])
+            await tx.execute("record_migration", {"version": version, "name": name})
             applied_now.append(f"{version:04d}_{name}")
     return applied_now

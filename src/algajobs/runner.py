@@ -1,37 +1,127 @@
-"""The runner seam: the one interface both engines and the router implement."""
+"""The one runner: validates calls, owns the database, the store, the engines and the routing policy.
+
+``schedule_job`` reads top-down: validate (``scheduling.prepare``) → routing
+policy (``routing.py``) → an engine's admission (``fallback/engine.py`` or
+``temporal/engine.py``) → the row (``store.py``). Postgres-only,
+Temporal-only and failover are configurations of this class
+(:class:`RunnerMode`); ``PostgresRunner``, ``TemporalRunner`` and
+``FailoverRunner`` are the same class with the mode fixed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Self
+
+from temporalio.client import Client
 
 from . import scheduling
-from .enums import JobStatus
-from .errors import ValidationError
-from .models import HealthReport, JobDetail, JobInfo, ScheduleResult
+from .circuit import CircuitBreaker, CircuitConfig, CircuitState
+from .db import Database
+from .engine import Engine
+from .enums import JobStatus, RunnerType
+from .errors import JobStateError, RunnerStateError, ValidationError
+from .fallback import PostgresEngine, PostgresWorker
+from .migrations import migrate
+from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from .protocol import RunnerState
 from .registry import JobRegistry
+from .routing import Direct, Failover, Routing
+from .schedule_spec import ScheduleSpec
 from .settings import Settings
 from .store import JobStore
+from .telemetry import CIRCUIT_TRANSITIONS
+from .temporal.engine import TemporalEngine
+
+MAX_BATCH = 10_000
+_HEALTH_WAIT = 2.0
 
 
-class RunnerState(StrEnum):
-    """Lifecycle of a runner: closed → open → processing → open → closed."""
+class RunnerMode(StrEnum):
+    """Which engines a runner uses and how it routes between them."""
 
-    CLOSED = "closed"
-    OPEN = "open"
-    """Connected; scheduling and reads work."""
-    PROCESSING = "processing"
-    """Open and running handlers (after ``start()``)."""
+    POSTGRES = "postgres"
+    """The PostgreSQL queue alone."""
+    TEMPORAL = "temporal"
+    """Temporal alone: a job Temporal does not take is refused."""
+    FAILOVER = "failover"
+    """Temporal first, the PostgreSQL queue while Temporal is unreachable."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunnerMode:
+        """The mode ``JOB_RUNNER_TYPE`` and ``JOB_RUNNER_FALLBACK_TO_PGBOSS`` ask for."""
+        if settings.runner_type is RunnerType.POSTGRES:
+            return cls.POSTGRES
+        return cls.FAILOVER if settings.fallback_to_postgres else cls.TEMPORAL
 
 
-@runtime_checkable
-class JobRunner(Protocol):
-    """Schedule, inspect and run jobs; an async context manager."""
+class Runner:
+    """Schedules, inspects and runs jobs; an async context manager (``async with`` connects and migrates).
+
+    Pass ``client`` to reuse a Temporal connection (tests pass the
+    time-skipping environment's); otherwise ``TEMPORAL_ADDRESS`` is dialled,
+    lazily in failover mode so the runner opens while the cluster is down.
+    """
+
+    default_mode: ClassVar[RunnerMode | None] = None
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: JobRegistry,
+        *,
+        mode: RunnerMode | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.mode = mode or self.default_mode or RunnerMode.from_settings(settings)
+        self.state = RunnerState.CLOSED
+        self._client = client
+        self._db: Database | None = None
+        self._store: JobStore | None = None
+        self._engines: dict[RunnerType, Engine] = {}
+        self._routing: Routing | None = None
+
+    # -- lifecycle -----------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        """Connect (and migrate); does not start processing."""
+        if self.state is not RunnerState.CLOSED:
+            raise RunnerStateError("runner is already open")
+        await migrate(self.settings)
+        db = await Database.open(self.settings)
+        try:
+            store = JobStore(db)
+            engines, routing = await self._build(db, store)
+        except BaseException:
+            await db.close()
+            raise
+        self._db, self._store, self._engines, self._routing = db, store, engines, routing
+        self.state = RunnerState.OPEN
+        return self
+
+    async def _build(self, db: Database, store: JobStore) -> tuple[dict[RunnerType, Engine], Routing]:
+        postgres = PostgresEngine(db, store, self.settings, self.registry)
+        if self.mode is RunnerMode.POSTGRES:
+            return {RunnerType.POSTGRES: postgres}, Direct(postgres, store)
+        failover = self.mode is RunnerMode.FAILOVER
+        temporal = TemporalEngine(db, store, self.settings, self.registry, client=self._client, lazy=failover)
+        await temporal.open()
+        if not failover:
+            return {RunnerType.TEMPORAL: temporal}, Direct(temporal, store)
+        breaker = CircuitBreaker(
+            CircuitConfig(
+                failure_threshold=self.settings.circuit_failure_threshold,
+                cool_down=self.settings.circuit_cool_down.total_seconds(),
+            ),
+            on_change=_export_transition,
+        )
+        bound = self.settings.circuit_call_timeout.total_seconds()
+        routing = Failover(temporal, postgres, breaker, store, bound=bound)
+        return {RunnerType.TEMPORAL: temporal, RunnerType.POSTGRES: postgres}, routing
 
     async def __aexit__(
         self,
@@ -39,100 +129,34 @@ class JobRunner(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Stop processing if started, then disconnect."""
+        try:
+            await self.stop()
+            temporal = self._engines.get(RunnerType.TEMPORAL)
+            if isinstance(temporal, TemporalEngine):
+                await temporal.close()
+        finally:
+            if self._db is not None:
+                await self._db.close()
+            self._db = self._store = self._routing = None
+            self._engines = {}
+            self.state = RunnerState.CLOSED
 
-    async def schedule_job(
-        self,
-        name: str,
-        data: Any,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-    ) -> ScheduleResult:
-        """Run ``name`` with ``data`` as soon as a worker is free."""
-
-    async def schedule_job_at(
-        self,
-        name: str,
-        data: Any,
-        run_at: datetime,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-    ) -> ScheduleResult:
-        """Run ``name`` at ``run_at`` (timezone-aware)."""
-
-    async def schedule_recurring_job(
-        self,
-        name: str,
-        data: Any,
-        interval: str | timedelta,
-        *,
-        tenant_id: str,
-        user_id: str | None = None,
-        singleton_key: str | None = None,
-        priority: int = 0,
-    ) -> ScheduleResult:
-        """Run ``name`` on a cron or interval; same (tenant, name, key) updates in place."""
-
-    async def cancel_job(self, job_id: Any, *, tenant_id: str) -> bool:
-        """Cancel a queued job, ask a running one to stop, or remove a schedule."""
-
-    async def retry_job(self, job_id: Any, *, tenant_id: str) -> ScheduleResult:
-        """Queue a failed or cancelled job again with fresh attempts."""
-
-    async def get_job_status(self, job_id: Any, *, tenant_id: str) -> JobInfo:
-        """Return the job as the monitoring tables show it."""
-
-    async def list_jobs(
-        self,
-        *,
-        tenant_id: str,
-        status: JobStatus | str | None = None,
-        job_name: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[JobInfo]:
-        """Return this tenant's jobs, newest first."""
-
-    async def get_job_details(self, job_id: Any, *, tenant_id: str) -> list[JobDetail]:
-        """Return the steps a job recorded."""
-
-    async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
-        """Return this tenant's job counts per status."""
-
-    async def start(self) -> None:
-        """Begin processing jobs in this process."""
+    async def start(self, *, only: RunnerType | None = None) -> None:
+        """Begin processing in this process: a worker per engine (or ``only`` that engine's)."""
+        engines = self._require_engines()
+        for kind, engine in engines.items():
+            if only is None or kind is only:
+                await engine.start_worker()
+        self.state = RunnerState.PROCESSING
 
     async def stop(self) -> None:
-        """Stop processing: finish or hand back in-flight jobs."""
+        """Stop processing: running jobs finish within the grace period or are handed back."""
+        for engine in self._engines.values():
+            await engine.stop_worker()
+        if self.state is RunnerState.PROCESSING:
+            self.state = RunnerState.OPEN
 
-    async def is_healthy(self) -> HealthReport:
-        """Report each engine's health."""
-
-
-class RunnerBase:
-    """What every runner shares: the ``schedule_job`` front and the monitoring reads.
-
-    Subclasses provide :meth:`submit` (route one validated job to their
-    engine) and :attr:`store` (the monitoring tables).
-    """
-
-    settings: Settings
-    registry: JobRegistry
-
-    @property
-    def store(self) -> JobStore:
-        """The monitoring store."""
-        raise NotImplementedError
-
-    async def submit(self, request: scheduling.JobRequest) -> ScheduleResult:
-        """Hand one validated job to the engine."""
-        raise NotImplementedError
+    # -- scheduling ----------------------------------------------------------
 
     async def schedule_job(
         self,
@@ -150,7 +174,7 @@ class RunnerBase:
             self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
             singleton_key=singleton_key, priority=priority, job_id=job_id,
         )  # fmt: skip
-        return await self.submit(request)
+        return await self._require_routing().schedule(request)
 
     async def schedule_job_at(
         self,
@@ -171,7 +195,95 @@ class RunnerBase:
             self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
             singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
         )  # fmt: skip
-        return await self.submit(request)
+        return await self._require_routing().schedule(request)
+
+    async def schedule_jobs(
+        self,
+        name: str,
+        payloads: list[Any],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        priority: int = 0,
+    ) -> list[ScheduleResult]:
+        """Schedule many jobs of one name; on PostgreSQL in a single statement (no singleton keys)."""
+        if not 1 <= len(payloads) <= MAX_BATCH:
+            raise ValidationError(f"a batch holds 1..{MAX_BATCH} payloads")
+        requests = [
+            scheduling.prepare(
+                self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id, priority=priority
+            )
+            for data in payloads
+        ]
+        return await self._require_routing().schedule_many(requests)
+
+    async def schedule_recurring_job(
+        self,
+        name: str,
+        data: Any,
+        interval: str | timedelta,
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+    ) -> ScheduleResult:
+        """Run ``name`` on a cron or interval schedule; the same (tenant, name, key) is updated in place."""
+        spec = ScheduleSpec.parse(interval)
+        request = scheduling.prepare(
+            self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
+            singleton_key=singleton_key, priority=priority,
+        )  # fmt: skip
+        return await self._require_routing().register_recurring(request, spec)
+
+    async def cancel_job(self, job_id: Any, *, tenant_id: str, cancelled_by: str | None = None) -> bool:
+        """Cancel: queued at once, running cooperatively, recurring removed; False if already finished.
+
+        The row is cancelled first, so a run the engine cannot reach finds the
+        job cancelled when it tries to claim it.
+        """
+        cancelled = await self.store.cancel(job_id, tenant_id=tenant_id)
+        if cancelled is None:
+            return False
+        engine = self._engines.get(cancelled.runner_type)
+        if engine is not None:
+            await engine.cancel(cancelled, within=self._require_routing().bound, cancelled_by=cancelled_by)
+        return True
+
+    async def retry_job(self, job_id: Any, *, tenant_id: str) -> ScheduleResult:
+        """Queue a failed or cancelled job (from either engine) again on PostgreSQL, with fresh attempts."""
+        if RunnerType.POSTGRES not in self._require_engines():
+            info = await self.store.get_job(job_id, tenant_id=tenant_id)
+            raise JobStateError(f"job {info.job_id} cannot be retried without the PostgreSQL queue; schedule it again")
+        job = await self.store.requeue(job_id, tenant_id=tenant_id)
+        return ScheduleResult(job_id=job, external_id=None, runner_type=RunnerType.POSTGRES)
+
+    # -- monitoring ----------------------------------------------------------
+
+    @property
+    def store(self) -> JobStore:
+        """The monitoring store (RunnerStateError when closed)."""
+        if self._store is None:
+            raise RunnerStateError("runner is not open; use 'async with create_runner(...)'")
+        return self._store
+
+    def engine(self, kind: RunnerType) -> Engine:
+        """The engine of that kind (RunnerStateError if this runner has none or is closed)."""
+        engine = self._require_engines().get(kind)
+        if engine is None:
+            raise RunnerStateError(f"a {self.mode} runner has no {kind} engine")
+        return engine
+
+    @property
+    def worker(self) -> PostgresWorker | None:
+        """The in-process PostgreSQL worker, once ``start()`` ran one."""
+        postgres = self._engines.get(RunnerType.POSTGRES)
+        return postgres.worker if isinstance(postgres, PostgresEngine) else None
+
+    @property
+    def circuit_state(self) -> CircuitState | None:
+        """The circuit breaker's state (failover mode), else None."""
+        return self._require_routing().circuit_state
 
     async def get_job_status(self, job_id: Any, *, tenant_id: str) -> JobInfo:
         """Return the job as the monitoring tables show it; JobNotFoundError for another tenant's."""
@@ -198,3 +310,61 @@ class RunnerBase:
     async def count_jobs_by_status(self, *, tenant_id: str, job_name: str | None = None) -> dict[JobStatus, int]:
         """Return this tenant's job counts per status."""
         return await self.store.count_jobs_by_status(tenant_id=tenant_id, job_name=job_name)
+
+    async def prune(self, older_than: timedelta | None = None) -> int:
+        """Delete finished jobs older than ``older_than`` (default: ``JOB_RETENTION``); return how many."""
+        return await self.store.prune(self.settings.retention if older_than is None else older_than)
+
+    async def is_healthy(self) -> HealthReport:
+        """Temporal's health (when used), PostgreSQL's (always: every mode keeps its rows there) and the circuit.
+
+        Healthy when both are, except in failover mode, where PostgreSQL
+        alone can take every job.
+        """
+        engines = self._require_engines()
+        postgres = engines.get(RunnerType.POSTGRES)
+        checks = [postgres.health(within=_HEALTH_WAIT) if postgres else self._require_db().ping(wait=_HEALTH_WAIT)]
+        if (temporal := engines.get(RunnerType.TEMPORAL)) is not None:
+            # Temporal answers within the call bound or counts as down, as a schedule call would.
+            checks.insert(0, temporal.health(within=self._require_routing().bound or _HEALTH_WAIT))
+        reports: list[EngineHealth] = list(await asyncio.gather(*checks))
+        failover = self.mode is RunnerMode.FAILOVER
+        healthy = reports[-1].healthy if failover else all(r.healthy for r in reports)
+        return HealthReport(healthy=healthy, engines=tuple(reports), circuit_state=self.circuit_state)
+
+    def _require_engines(self) -> dict[RunnerType, Engine]:
+        if self.state is RunnerState.CLOSED:
+            raise RunnerStateError("runner is not open; use 'async with create_runner(...)'")
+        return self._engines
+
+    def _require_db(self) -> Database:
+        if self._db is None:
+            raise RunnerStateError("runner is not open; use 'async with create_runner(...)'")
+        return self._db
+
+    def _require_routing(self) -> Routing:
+        if self._routing is None:
+            raise RunnerStateError("runner is not open; use 'async with create_runner(...)'")
+        return self._routing
+
+
+class PostgresRunner(Runner):
+    """A :class:`Runner` on the PostgreSQL queue alone."""
+
+    default_mode = RunnerMode.POSTGRES
+
+
+class TemporalRunner(Runner):
+    """A :class:`Runner` on Temporal alone: a job Temporal does not take is refused."""
+
+    default_mode = RunnerMode.TEMPORAL
+
+
+class FailoverRunner(Runner):
+    """A :class:`Runner` on Temporal with the PostgreSQL queue behind a circuit breaker."""
+
+    default_mode = RunnerMode.FAILOVER
+
+
+def _export_transition(old: CircuitState, new: CircuitState) -> None:
+    CIRCUIT_TRANSITIONS.add(1, {"from": old.value, "to": new.value})

@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     """Time the circuit stays open before a probe call (``JOB_CIRCUIT_COOL_DOWN``, seconds)."""
     pool_size: int = Field(default=10, ge=2, le=200, validation_alias=_env("pool_size", "JOB_DB_POOL_SIZE"))
     """Connections per process (``JOB_DB_POOL_SIZE``)."""
+    db_retry_deadline: timedelta = Field(
+        default=timedelta(seconds=10), validation_alias=_env("db_retry_deadline", "JOB_DB_RETRY_SECONDS")
+    )
+    """How long a database call retries transient errors before raising ``EngineUnavailableError``
+    (``JOB_DB_RETRY_SECONDS``): long enough to ride out a server restart."""
+    temporal_row_wait: timedelta = Field(
+        default=timedelta(seconds=40),
+        le=timedelta(seconds=50),
+        validation_alias=_env("temporal_row_wait", "JOB_TEMPORAL_ROW_WAIT"),
+    )
+    """How long a workflow's claim waits for a row its scheduler is still writing
+    (``JOB_TEMPORAL_ROW_WAIT``, seconds, at most 50: the claim activity's timeout is 60)."""
 
     @field_validator("runner_type", mode="before")
     @classmethod
@@ -112,6 +124,8 @@ class Settings(BaseSettings):
         "retention",
         "circuit_call_timeout",
         "circuit_cool_down",
+        "db_retry_deadline",
+        "temporal_row_wait",
         mode="before",
     )
     @classmethod
@@ -124,7 +138,9 @@ class Settings(BaseSettings):
                 return value
         return value
 
-    @field_validator("poll_interval", "lease_duration", "circuit_call_timeout")
+    @field_validator(
+        "poll_interval", "lease_duration", "circuit_call_timeout", "db_retry_deadline", "temporal_row_wait"
+    )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 from psycopg.types.json import Jsonb
 
 from . import validation
-from .db import Pool, run_query
+from .db import Database
 from .enums import JobStatus, RunnerType
 from .errors import JobNotFoundError, JobStateError, ValidationError
 from .models import JobDetail, JobInfo, ScheduleResult
@@ -36,11 +37,11 @@ class CancelOutcome:
 class JobStore:
     """Tenant-scoped reads and writes of the monitoring tables."""
 
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def _execute(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return await run_query(self._pool, name, params)
+        return await self._db.fetch(name, params)
 
     async def insert_job(
         self,
@@ -194,6 +195,42 @@ class JobStore:
             )
         await self.get_job(key["job_id"], tenant_id=key["tenant"])  # raises if not this tenant's
         return None
+
+    async def hand_over(self, request: JobRequest, reason: str) -> RunnerType:
+        """Queue a Temporal row on PostgreSQL unless a workflow claimed it; return the owner."""
+        params = {"tenant": request.tenant_id, "job_id": request.job_id, "reason": reason[:500]}
+        moved = await self._execute("hand_over_to_postgres", params)
+        return RunnerType.POSTGRES if moved else RunnerType.TEMPORAL
+
+    async def withdraw_unstarted(self, request: JobRequest) -> bool:
+        """Delete a Temporal row whose workflow was refused; False if a run claimed it after all."""
+        return bool(
+            await self._execute("withdraw_unstarted_job", {"tenant": request.tenant_id, "job_id": request.job_id})
+        )
+
+    async def requeue(self, job_id: object, *, tenant_id: object) -> UUID:
+        """Queue a failed or cancelled job again on PostgreSQL with fresh attempts (JobStateError otherwise)."""
+        key = _key(job_id, tenant_id)
+        if not await self._execute("retry_job", key):
+            info = await self.get_job(key["job_id"], tenant_id=key["tenant"])
+            raise JobStateError(f"job {info.job_id} is {info.status}; only failed or cancelled jobs can be retried")
+        job: UUID = key["job_id"]
+        return job
+
+    async def retire_postgres_schedule(self, tenant_id: str, name: str, singleton_key: str | None) -> None:
+        """Remove the PostgreSQL twin of a recurring job now registered on Temporal."""
+        params = {"tenant": tenant_id, "type": name, "singleton_key": singleton_key or ""}
+        await self._execute("retire_postgres_schedule", params)
+
+    async def prune(self, older_than: timedelta, *, batch: int = 1_000, max_batches: int = 1_000) -> int:
+        """Delete finished jobs (and their details) older than ``older_than``, in batches; return how many."""
+        total = 0
+        for _ in range(max_batches):  # bounded: at most batch * max_batches rows per call
+            deleted = await self._db.execute("prune_finished", {"retention": older_than, "limit": batch})
+            total += deleted
+            if deleted < batch:
+                break
+        return total
 
 
 class StoreReporter:

@@ -11,10 +11,9 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from algajobs import JobRegistry, JobStatus, RunnerType, Settings
-from algajobs.temporal.runner import TemporalRunner
+from algajobs import JobRegistry, JobStatus, RunnerType, Settings, TemporalRunner
 from algajobs.testing import temporal_cli_path
-from tests.helpers import eventually
+from tests.helpers import eventually, temporal_engine
 from tests.integration.jobs import register_all
 
 
@@ -63,7 +62,7 @@ async def test_recurring_schedule_fires_and_rows_match_temporal(runner: Temporal
     )
     for row in (r for r in rows if r.status is JobStatus.COMPLETED):
         assert row.external_id is not None
-        described = await runner.client.get_workflow_handle(row.external_id).describe()
+        described = await temporal_engine(runner).client.get_workflow_handle(row.external_id).describe()
         assert described.status is WorkflowExecutionStatus.COMPLETED
         assert described.run_id == row.external_run_id
         assert row.runner_type is RunnerType.TEMPORAL
@@ -72,7 +71,7 @@ async def test_recurring_schedule_fires_and_rows_match_temporal(runner: Temporal
     assert first.external_id is not None
     assert await runner.cancel_job(first.job_id, tenant_id="t1")
     with pytest.raises(RPCError):
-        await runner.client.get_schedule_handle(first.external_id).describe()
+        await temporal_engine(runner).client.get_schedule_handle(first.external_id).describe()
     assert (await runner.get_job_status(first.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
 
 

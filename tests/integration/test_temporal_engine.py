@@ -14,14 +14,24 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from algajobs import JobContext, JobNotFoundError, JobRegistry, JobStatus, RetryPolicy, RunnerType, Settings, scheduling
-from algajobs.router import FailoverRunner
+from algajobs import (
+    FailoverRunner,
+    JobContext,
+    JobNotFoundError,
+    JobRegistry,
+    JobStatus,
+    RetryPolicy,
+    RunnerType,
+    Settings,
+    TemporalRunner,
+    scheduling,
+)
 from algajobs.temporal.connection import workflow_runner
-from algajobs.temporal.runner import TemporalRunner, workflow_id_for
+from algajobs.temporal.ids import workflow_id_for
 from algajobs.testing import test_server_path
 from algajobs.workflows import GenericJobWorkflow
 from algajobs.workflows.contracts import GenericJobResult, JobState
-from tests.helpers import eventually
+from tests.helpers import eventually, temporal_engine
 from tests.integration.jobs import register_all
 
 HOURS = timedelta(hours=1)
@@ -75,7 +85,7 @@ async def runner(
 
 def handle_of(runner: TemporalRunner, job_id: uuid.UUID) -> WorkflowHandle[Any, GenericJobResult]:
     """The workflow handle of a job."""
-    return runner.client.get_workflow_handle(workflow_id_for(job_id), result_type=GenericJobResult)
+    return temporal_engine(runner).client.get_workflow_handle(workflow_id_for(job_id), result_type=GenericJobResult)
 
 
 async def test_job_runs_as_workflow_and_fills_the_tables(runner: TemporalRunner, seen: list[Any]) -> None:
@@ -205,9 +215,9 @@ async def test_claim_waits_for_a_row_written_after_the_start(runner: TemporalRun
     """A fresh job's row is written while its workflow starts; a claim that outruns the insert waits."""
     request = scheduling.prepare(runner.registry, runner.settings, "record", 7, tenant_id="t1")
     assert not request.keyed
-    await runner.start_workflow_for(request)
+    await temporal_engine(runner).start_workflow(request)
     await asyncio.sleep(0.3)  # the worker's claim is already waiting for the row
-    assert (await runner.write_row(request)).created
+    assert (await temporal_engine(runner).write_row(request)).created
     result = await handle_of(runner, request.job_id).result()
     assert result.success
     assert seen == [(request.job_id, 7)]
@@ -218,9 +228,9 @@ async def test_claim_waits_for_a_row_written_after_the_start(runner: TemporalRun
 
 async def test_workflow_whose_row_never_lands_ends_unrun(runner: TemporalRunner, seen: list[Any]) -> None:
     """A started workflow whose schedule call failed to write the row never runs the handler."""
-    runner._require_records().row_wait = 0.3
+    temporal_engine(runner).records.row_wait = 0.3
     request = scheduling.prepare(runner.registry, runner.settings, "record", 7, tenant_id="t1")
-    await runner.start_workflow_for(request)  # and no row: as after a failed insert
+    await temporal_engine(runner).start_workflow(request)  # and no row: as after a failed insert
     result = await handle_of(runner, request.job_id).result()
     assert not result.success
     assert result.error is not None and "never written" in result.error
@@ -232,12 +242,12 @@ async def test_workflow_whose_row_never_lands_ends_unrun(runner: TemporalRunner,
 async def test_a_retried_insert_of_a_fresh_id_still_starts_its_workflow(runner: TemporalRunner) -> None:
     """A fresh id's row can only be this call's own (an insert retried after a lost answer)."""
     fresh = scheduling.prepare(runner.registry, runner.settings, "record", 1, tenant_id="t1")
-    assert (await runner.write_row(fresh)).created
-    assert (await runner.write_row(fresh)).created
+    assert (await temporal_engine(runner).write_row(fresh)).created
+    assert (await temporal_engine(runner).write_row(fresh)).created
     given = scheduling.prepare(runner.registry, runner.settings, "record", 1, tenant_id="t1", job_id=uuid.uuid4())
     assert given.keyed
-    assert (await runner.write_row(given)).created
-    assert not (await runner.write_row(given)).created
+    assert (await temporal_engine(runner).write_row(given)).created
+    assert not (await temporal_engine(runner).write_row(given)).created
 
 
 async def test_failed_temporal_job_is_retried_on_postgres(
@@ -258,7 +268,9 @@ async def test_failed_temporal_job_is_retried_on_postgres(
         await runner.start()
         job = await runner.schedule_job("fails-first-time", None, tenant_id="t1")
         assert job.runner_type is RunnerType.TEMPORAL
-        handle = runner.temporal.client.get_workflow_handle(workflow_id_for(job.job_id), result_type=GenericJobResult)
+        handle = temporal_engine(runner).client.get_workflow_handle(
+            workflow_id_for(job.job_id), result_type=GenericJobResult
+        )
         assert not (await handle.result()).success
         await runner.retry_job(job.job_id, tenant_id="t1")
         info = await eventually(
@@ -286,9 +298,7 @@ async def test_workflow_replays_deterministically(runner: TemporalRunner, seen: 
 async def test_activities_carry_the_fixed_names(runner: TemporalRunner) -> None:
     """The worker registers the three fixed activity names."""
     from algajobs.activities import JobActivities
-    from algajobs.temporal.records import TemporalRecords
 
-    assert runner._pool is not None
-    activities = JobActivities(runner.store, TemporalRecords(runner._pool), runner.registry)
+    activities = JobActivities(runner.store, temporal_engine(runner).records, runner.registry)
     names = [fn.__temporal_activity_definition.name for fn in activities.all]  # type: ignore[attr-defined]
     assert names == ["executeJobHandler", "updateJobStatus", "createJobDetail"]

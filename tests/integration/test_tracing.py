@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
 
-from algajobs import JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings, scheduling
-from algajobs.temporal.runner import TemporalRunner, workflow_id_for
+from algajobs import JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings, TemporalRunner, scheduling
+from algajobs.temporal.ids import workflow_id_for
 from algajobs.testing import test_server_path
 from algajobs.workflows.contracts import GenericJobResult
-from tests.helpers import eventually
+from tests.helpers import eventually, temporal_engine
 from tests.integration.jobs import register_all
 
 # OpenTelemetry providers can be set once per process; every test shares these.
@@ -104,7 +104,9 @@ async def temporal_runner(settings: Settings, registry: JobRegistry) -> AsyncIte
 async def test_temporal_job_is_one_trace(temporal_runner: TemporalRunner, handlers: list[Any]) -> None:
     """Schedule, Temporal's workflow/activity spans and the handler span all share one trace."""
     job = await temporal_runner.schedule_job("record", 1, tenant_id="t1")
-    handle = temporal_runner.client.get_workflow_handle(workflow_id_for(job.job_id), result_type=GenericJobResult)
+    handle = temporal_engine(temporal_runner).client.get_workflow_handle(
+        workflow_id_for(job.job_id), result_type=GenericJobResult
+    )
     assert (await handle.result()).success
     info = await temporal_runner.get_job_status(job.job_id, tenant_id="t1")
     assert info.status is JobStatus.COMPLETED
@@ -123,11 +125,11 @@ async def test_starts_outside_a_trace_skip_temporal_client_spans(
 ) -> None:
     """Temporal's client span and header are paid for only when there is a trace to carry."""
     untraced = scheduling.prepare(temporal_runner.registry, temporal_runner.settings, "record", 1, tenant_id="t1")
-    await temporal_runner.start_workflow_for(untraced)
+    await temporal_engine(temporal_runner).start_workflow(untraced)
     assert spans_named("StartWorkflow:") == []
     traced = scheduling.prepare(temporal_runner.registry, temporal_runner.settings, "record", 2, tenant_id="t1")
     with trace.get_tracer("tests").start_as_current_span("caller") as caller:
-        await temporal_runner.start_workflow_for(traced)
+        await temporal_engine(temporal_runner).start_workflow(traced)
     (start,) = spans_named("StartWorkflow:genericJobWorkflow")
     assert start.context is not None
     assert start.context.trace_id == caller.get_span_context().trace_id

@@ -7,7 +7,8 @@ import time
 import psycopg
 import pytest
 
-from algajobs.db import with_retry
+from algajobs import ConfigurationError, DatabaseError, EngineUnavailableError
+from algajobs.db import translate, with_retry
 
 
 class Flaky:
@@ -17,9 +18,11 @@ class Flaky:
         self.failures = failures
         self.error = error
         self.calls = 0
+        self.waits: list[float] = []
 
-    async def __call__(self) -> int:
+    async def __call__(self, wait: float) -> int:
         self.calls += 1
+        self.waits.append(wait)
         if self.calls <= self.failures:
             raise self.error
         return self.calls
@@ -27,18 +30,18 @@ class Flaky:
 
 async def test_success_takes_one_call() -> None:
     operation = Flaky(0, psycopg.OperationalError("down"))
-    assert await with_retry(operation) == 1
+    assert await with_retry(operation, deadline=5, what="test") == 1
 
 
 async def test_transient_errors_are_retried_until_success() -> None:
     operation = Flaky(3, psycopg.OperationalError("connection lost"))
-    assert await with_retry(operation, deadline=5) == 4
+    assert await with_retry(operation, deadline=5, what="test") == 4
 
 
 async def test_other_errors_are_raised_at_once() -> None:
     operation = Flaky(5, psycopg.errors.UniqueViolation("duplicate"))
     with pytest.raises(psycopg.errors.UniqueViolation):
-        await with_retry(operation)
+        await with_retry(operation, deadline=5, what="test")
     assert operation.calls == 1
 
 
@@ -46,6 +49,21 @@ async def test_retries_stop_at_the_deadline() -> None:
     operation = Flaky(10_000, psycopg.OperationalError("still down"))
     started = time.monotonic()
     with pytest.raises(psycopg.OperationalError):
-        await with_retry(operation, deadline=0.4)
+        await with_retry(operation, deadline=0.4, what="test")
     assert operation.calls >= 3
     assert time.monotonic() - started < 2.0
+
+
+async def test_each_attempt_waits_at_most_what_is_left_of_the_deadline() -> None:
+    """A pool wait never outlasts the call's deadline (with a floor that lets a reconnect finish)."""
+    operation = Flaky(2, psycopg.OperationalError("down"))
+    await with_retry(operation, deadline=3.0, what="test")
+    assert operation.waits[0] <= 3.0
+    assert operation.waits == sorted(operation.waits, reverse=True)
+
+
+def test_driver_errors_become_typed_errors() -> None:
+    """Transient faults mean unavailable, a missing table means unmigrated, the rest a database error."""
+    assert isinstance(translate(psycopg.OperationalError("gone"), "q"), EngineUnavailableError)
+    assert isinstance(translate(psycopg.errors.UndefinedTable("no jobs"), "q"), ConfigurationError)
+    assert isinstance(translate(psycopg.errors.UniqueViolation("dup"), "q"), DatabaseError)

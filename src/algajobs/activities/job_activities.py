@@ -20,15 +20,17 @@ from ..errors import JobCancelledError, UnknownJobError
 from ..registry import JobRegistry
 from ..store import JobStore, StoreReporter
 from ..telemetry import execute_span, record_run
-from ..temporal.records import TemporalRecords
 from ..workflows.contracts import (
+    ClaimJob,
     ClaimResult,
     CreateJobDetailInput,
     ExecuteJobInput,
+    FinishJob,
     UpdateJobStatusInput,
     UpdateProgressSignal,
 )
 from ..workflows.generic_job import CANCELLED_ERROR_TYPE
+from .records import TemporalRecords
 
 _HEARTBEAT_EVERY = 0.5  # the SDK throttles what it actually sends
 
@@ -104,17 +106,14 @@ class JobActivities:
         return result
 
     @activity.defn(name="updateJobStatus")
-    async def update_job_status(self, update: UpdateJobStatusInput) -> ClaimResult:
-        """Claim the job (status ``processing``) or record how the run ended."""
-        job_id = UUID(update.job_id)
-        if update.status == JobStatus.PROCESSING:
-            if update.schedule_id is not None:
-                await self._records.register_scheduled_run(update, job_id)
-            return await self._records.claim(update.tenant_id, job_id, update.workflow_id, update.run_id)
-        await self._records.finish(
-            update.tenant_id, job_id, JobStatus(update.status), error=update.error, result=update.result
-        )
-        return ClaimResult(claimed=True, status=update.status)
+    async def update_job_status(self, update: UpdateJobStatusInput) -> ClaimResult | None:
+        """Claim the job for this run (status ``processing``), or record how the run ended."""
+        match update:
+            case ClaimJob() as claim:
+                return await self._records.claim(claim)
+            case FinishJob() as finish:
+                await self._records.finish(finish)
+                return None
 
     @activity.defn(name="createJobDetail")
     async def create_job_detail(self, detail: CreateJobDetailInput) -> str:
@@ -123,7 +122,7 @@ class JobActivities:
             detail.tenant_id,
             UUID(detail.job_id),
             step_name=detail.step_name,
-            status=JobStatus(detail.status),
+            status=detail.status,
             result=detail.result,
             metadata=detail.metadata,
             retry_count=detail.retry_count,

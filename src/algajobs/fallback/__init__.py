@@ -3,7 +3,7 @@
 Never imports ``temporalio``: this engine must work while Temporal is gone.
 """
 
-from .runner import PostgresRunner
+from .engine import PostgresEngine
 from .worker import PostgresWorker
 
-__all__ = ["PostgresRunner", "PostgresWorker"]
+__all__ = ["PostgresEngine", "PostgresWorker"]

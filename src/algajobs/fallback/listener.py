@@ -13,6 +13,7 @@ from psycopg import sql
 from ..settings import Settings
 
 log = logging.getLogger("algajobs.listener")
+_RECONNECT_MIN = 0.1
 _RECONNECT_MAX = 5.0
 
 
@@ -38,11 +39,13 @@ class Listener:
 
     async def run(self) -> None:
         """Listen until cancelled; after each reconnect, wake the worker (it may have missed work)."""
-        delay = 0.1
+        delay = _RECONNECT_MIN
         while True:
             try:
                 await self._listen_once()
             except (psycopg.OperationalError, OSError) as exc:
+                if self.connected.is_set():
+                    delay = _RECONNECT_MIN  # LISTEN worked, so this is a fresh loss, not a server still down
                 log.warning("listen connection lost (%s); reconnecting in %.1fs", exc, delay)
             self.connected.clear()
             await asyncio.sleep(delay)

@@ -8,9 +8,8 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from ..db import Pool, run_query
+from ..db import Database
 from ..enums import JobStatus
-from ..sql import QUERIES
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,15 @@ class ClaimedJob:
 
 
 class QueueOps:
-    """The PostgreSQL engine's queue statements, each retried on transient errors."""
+    """The PostgreSQL engine's queue statements for one worker."""
 
-    def __init__(self, pool: Pool, worker_id: str, lease: timedelta) -> None:
-        self._pool = pool
+    def __init__(self, db: Database, worker_id: str, lease: timedelta) -> None:
+        self._db = db
         self.worker_id = worker_id
         self._lease = lease
 
     async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return await run_query(self._pool, name, params)
+        return await self._db.fetch(name, params)
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` due jobs (one statement, ``SKIP LOCKED``)."""
@@ -115,14 +114,3 @@ class QueueOps:
     async def recover_expired(self) -> int:
         """Requeue (or fail) jobs whose worker stopped heartbeating; return how many."""
         return len(await self._run("recover_expired", {}))
-
-    async def prune(self, retention: timedelta, batch: int = 1_000) -> int:
-        """Delete finished jobs older than ``retention``; return how many."""
-        total = 0
-        for _ in range(1_000):  # bounded: at most a million rows per call
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(QUERIES["prune_finished"], {"retention": retention, "limit": batch})
-                total += cur.rowcount
-            if cur.rowcount < batch:
-                break
-        return total

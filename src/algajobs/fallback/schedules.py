@@ -7,15 +7,14 @@ from uuid import UUID, uuid4
 
 from psycopg.types.json import Jsonb
 
-from ..db import Pool, with_retry
+from ..db import Database, Transaction
 from ..enums import JobStatus, RunnerType
 from ..models import ScheduleResult
 from ..schedule_spec import ScheduleSpec
 from ..scheduling import JobRequest
-from ..sql import QUERIES
 
 
-async def upsert_schedule(pool: Pool, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
+async def upsert_schedule(db: Database, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
     """Create the schedule, or update the one with the same (tenant, name, singleton key)."""
     key = {"tenant": request.tenant_id, "type": request.name, "singleton_key": request.singleton_key or ""}
     now = datetime.now(UTC)
@@ -30,59 +29,55 @@ async def upsert_schedule(pool: Pool, request: JobRequest, spec: ScheduleSpec) -
         "metadata": Jsonb({"schedule": spec.text, "schedule_kind": spec.kind}),
     }
 
-    async def run() -> ScheduleResult:
-        async with pool.connection() as conn, conn.transaction():
-            # Serialize registrations of one key so two callers cannot both insert.
-            await conn.execute(QUERIES["lock_schedule_key"], key)
-            cur = await conn.execute(QUERIES["find_schedule"], key)
-            found = await cur.fetchone()
-            if found:
-                schedule_id: UUID = found["schedule_id"]
-                await conn.execute(QUERIES["update_schedule"], {**params, "schedule_id": schedule_id})
-                await conn.execute(QUERIES["update_schedule_job"], {**params, "schedule_id": schedule_id})
-                return ScheduleResult(
-                    job_id=schedule_id, external_id=None, runner_type=RunnerType.POSTGRES, created=False
-                )
-            await conn.execute(
-                QUERIES["insert_job"],
-                {
-                    "tenant": request.tenant_id,
-                    "job_id": request.job_id,
-                    "type": request.name,
-                    "status": JobStatus.ACTIVE,
-                    "runner_type": RunnerType.POSTGRES,
-                    "user_id": request.user_id,
-                    "data": Jsonb(request.data),
-                    "priority": request.priority,
-                    "run_at": params["next_run_at"],
-                    "max_attempts": params["max_attempts"],
-                    "singleton_key": request.singleton_key,
-                    "metadata": params["metadata"],
-                    "external_id": None,
-                },
-            )
-            await conn.execute(QUERIES["insert_schedule"], {**params, "schedule_id": request.job_id})
-            return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=RunnerType.POSTGRES)
+    async def run(tx: Transaction) -> ScheduleResult:
+        # Serialize registrations of one key so two callers cannot both insert.
+        await tx.execute("lock_schedule_key", key)
+        found = await tx.fetch("find_schedule", key)
+        if found:
+            schedule_id: UUID = found[0]["schedule_id"]
+            await tx.execute("update_schedule", {**params, "schedule_id": schedule_id})
+            await tx.execute("update_schedule_job", {**params, "schedule_id": schedule_id})
+            return ScheduleResult(job_id=schedule_id, external_id=None, runner_type=RunnerType.POSTGRES, created=False)
+        await tx.execute(
+            "insert_job",
+            {
+                "tenant": request.tenant_id,
+                "job_id": request.job_id,
+                "type": request.name,
+                "status": JobStatus.ACTIVE,
+                "runner_type": RunnerType.POSTGRES,
+                "user_id": request.user_id,
+                "data": Jsonb(request.data),
+                "priority": request.priority,
+                "run_at": params["next_run_at"],
+                "max_attempts": params["max_attempts"],
+                "singleton_key": request.singleton_key,
+                "metadata": params["metadata"],
+                "external_id": None,
+            },
+        )
+        await tx.execute("insert_schedule", {**params, "schedule_id": request.job_id})
+        return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=RunnerType.POSTGRES)
 
-    return await with_retry(run, what="upsert_schedule")
+    return await db.transact(run, what="upsert_schedule")
 
 
-async def fire_due(pool: Pool, *, limit: int = 100) -> int:
+async def fire_due(db: Database, *, limit: int = 100) -> int:
     """Enqueue one job for every due schedule tick; return how many were enqueued.
 
     Each due schedule is row-locked by one caller (``SKIP LOCKED``) while its
     job is inserted and its next tick stored in the same transaction; the
     per-tick unique index makes a duplicate impossible even so.
     """
-    async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(QUERIES["lock_due_schedules"], {"limit": limit})
-        due = await cur.fetchall()
+
+    async def run(tx: Transaction) -> int:
+        due = await tx.fetch("lock_due_schedules", {"limit": limit})
         if not due:
             return 0
         now = datetime.now(UTC)
         nexts = [ScheduleSpec.parse(row["spec"]).next_due(row["next_run_at"], now) for row in due]
-        await conn.execute(
-            QUERIES["insert_fired_jobs"],
+        await tx.execute(
+            "insert_fired_jobs",
             {
                 "tenants": [r["tenant"] for r in due],
                 "job_ids": [uuid4() for _ in due],
@@ -95,8 +90,8 @@ async def fire_due(pool: Pool, *, limit: int = 100) -> int:
                 "schedule_ids": [r["schedule_id"] for r in due],
             },
         )
-        await conn.execute(
-            QUERIES["advance_schedules"],
+        await tx.execute(
+            "advance_schedules",
             {
                 "tenants": [r["tenant"] for r in due],
                 "schedule_ids": [r["schedule_id"] for r in due],
@@ -106,12 +101,13 @@ async def fire_due(pool: Pool, *, limit: int = 100) -> int:
         )
         return len(due)
 
+    return await db.transact(run, what="fire_due_schedules")
 
-async def seconds_until_next(pool: Pool, cap: timedelta) -> float:
+
+async def seconds_until_next(db: Database, cap: timedelta) -> float:
     """Seconds until the earliest schedule is due, at most ``cap``."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(QUERIES["next_schedule_due"])
-        row = await cur.fetchone()
+    rows = await db.fetch("next_schedule_due")
+    row = rows[0] if rows else None
     limit = cap.total_seconds()
     if not row or row["next_run_at"] is None:
         return limit

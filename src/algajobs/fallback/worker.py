@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from ..context import JobContext
-from ..db import Pool
+from ..db import Database
 from ..enums import JobStatus, RunnerType
 from ..errors import UnknownJobError
 from ..registry import JobDefinition, JobRegistry
@@ -70,7 +70,7 @@ class PostgresWorker:
 
     def __init__(
         self,
-        pool: Pool,
+        db: Database,
         settings: Settings,
         registry: JobRegistry,
         store: JobStore,
@@ -80,11 +80,11 @@ class PostgresWorker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self.state = WorkerState.NEW
         self.stats = WorkerStats()
-        self._pool = pool
+        self._db = db
         self._settings = settings
         self._registry = registry
         self._store = store
-        self._ops = QueueOps(pool, self.worker_id, settings.lease_duration)
+        self._ops = QueueOps(db, self.worker_id, settings.lease_duration)
         self._running: dict[UUID, _Running] = {}
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -301,7 +301,7 @@ class PostgresWorker:
                     self._wake.set()
                 if time.monotonic() - last_prune > _PRUNE_EVERY:
                     last_prune = time.monotonic()
-                    await self._ops.prune(self._settings.retention)
+                    await self._store.prune(self._settings.retention)
             except Exception:
                 log.exception("queue maintenance failed")
             await asyncio.sleep(interval)
@@ -310,9 +310,9 @@ class PostgresWorker:
         cap = self._settings.poll_interval
         while True:
             try:
-                while await schedules.fire_due(self._pool):
+                while await schedules.fire_due(self._db):
                     pass
-                pause = await schedules.seconds_until_next(self._pool, cap)
+                pause = await schedules.seconds_until_next(self._db, cap)
             except Exception:
                 log.exception("firing recurring schedules failed")
                 pause = _ERROR_PAUSE

@@ -1,6 +1,10 @@
 -- Every query algajobs runs, one named block each. Connections set
 -- search_path to the configured schema, so tables are unqualified.
 
+-- name: ping
+-- Health check.
+SELECT 1;
+
 -- name: insert_job
 -- Write a new job; a repeated job id or a live singleton key writes nothing.
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
@@ -235,8 +239,8 @@ WHERE s.tenant = u.tenant AND s.schedule_id = u.schedule_id;
 SELECT min(next_run_at) AS next_run_at FROM schedules;
 
 
--- name: delete_unstarted_job
--- Undo a Temporal job row whose workflow could not be started.
+-- name: withdraw_unstarted_job
+-- Undo a Temporal job row whose workflow could not be started (unless a run claimed it).
 DELETE FROM jobs
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
   AND status IN ('pending', 'queued') AND external_run_id IS NULL
@@ -317,3 +321,20 @@ SET status = 'cancelled', completed_at = now(), updated_at = now(),
     error = 'moved back to Temporal'
 FROM gone
 WHERE j.tenant = gone.tenant AND j.job_id = gone.schedule_id;
+
+-- name: lock_migrations
+-- Migrations of one schema run one process at a time.
+SELECT pg_advisory_xact_lock(hashtextextended('algajobs-migrate:' || %(schema)s, 0));
+
+-- name: create_migration_ledger
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);

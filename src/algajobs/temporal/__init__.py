@@ -1,5 +1,4 @@
-"""The Temporal engine: client connection, runner and worker.
+"""The Temporal engine: connection, admission (workflow starts, Schedules), health and a supervised worker.
 
-Imports nothing at package level so ``activities`` can use ``records``
-without a cycle.
+Never imports ``algajobs.fallback``: the engines meet only in the runner.
 """

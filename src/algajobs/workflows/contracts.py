@@ -8,10 +8,13 @@ the workflow sandbox can pass this module through once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from ..enums import JobStatus, RunnerType
 
 
 class Wire(BaseModel):
@@ -98,33 +101,60 @@ class ExecuteJobInput(Wire):
     trace_context: dict[str, str] = {}
 
 
-class UpdateJobStatusInput(Wire):
-    """Input of ``updateJobStatus``; ``processing`` claims the job for this run."""
+class ScheduledRun(Wire):
+    """What the claim of a Schedule-fired run needs to create the run's own row."""
 
-    job_id: str
-    tenant_id: str
-    status: str
-    workflow_id: str
-    run_id: str
-    error: str | None = None
-    result: Any = None
-    job_name: str | None = None
+    job_name: str
     data: Any = None
     user_id: str | None = None
-    schedule_id: str | None = None
-    max_attempts: int | None = None
+    schedule_id: str
+    max_attempts: int
 
 
-MISSING = "missing"
-"""ClaimResult.status when the job's row was never written."""
+class ClaimJob(Wire):
+    """``updateJobStatus`` input that claims the job for this run (status ``processing``)."""
+
+    kind: Literal["claim"] = "claim"
+    job_id: str
+    tenant_id: str
+    workflow_id: str
+    run_id: str
+    scheduled: ScheduledRun | None = None
+    """Set only for a run a Temporal Schedule started: its row is created by the claim."""
+
+
+class FinishJob(Wire):
+    """``updateJobStatus`` input that records how the run ended."""
+
+    kind: Literal["finish"] = "finish"
+    job_id: str
+    tenant_id: str
+    status: Literal[JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
+    error: str | None = None
+    result: Any = None
+
+
+UpdateJobStatusInput = Annotated[ClaimJob | FinishJob, Field(discriminator="kind")]
+"""Input of ``updateJobStatus``: a claim or a finish, told apart by ``kind``."""
+
+
+class ClaimVerdict(StrEnum):
+    """How a claim ended."""
+
+    CLAIMED = "claimed"
+    """This run owns the job: run the handler."""
+    TAKEN = "taken"
+    """Another engine, a cancel or a finished run got there first."""
+    NO_ROW = "no_row"
+    """The row never appeared: the scheduling call failed and said so; never run."""
 
 
 class ClaimResult(Wire):
-    """What ``updateJobStatus`` saw: whether this run owns the job, and its status."""
+    """What the claim saw: the verdict, and the row's status and owner when there is a row."""
 
-    claimed: bool
-    status: str | None = None
-    runner_type: str | None = None
+    verdict: ClaimVerdict
+    status: JobStatus | None = None
+    runner_type: RunnerType | None = None
 
 
 class CreateJobDetailInput(Wire):
@@ -133,7 +163,7 @@ class CreateJobDetailInput(Wire):
     job_id: str
     tenant_id: str
     step_name: str
-    status: str
+    status: JobStatus
     result: Any = None
     metadata: dict[str, Any] = {}
     retry_count: int = 0

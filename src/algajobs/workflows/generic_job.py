@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
@@ -13,17 +13,20 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from ..enums import JobStatus
     from .contracts import (
-        MISSING,
         CancelJobSignal,
+        ClaimJob,
         ClaimResult,
+        ClaimVerdict,
         CreateJobDetailInput,
         ExecuteJobInput,
+        FinishJob,
         GenericJobInput,
         GenericJobResult,
         JobState,
         RetrySpec,
-        UpdateJobStatusInput,
+        ScheduledRun,
         UpdateProgressSignal,
     )
 
@@ -76,24 +79,17 @@ class GenericJobWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._cancel is not None, timeout=job.run_at - workflow.now())
         if self._cancel is not None:
-            return await self._finish(job, job_id, "cancelled", error=self._cancel_reason())
+            return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
 
-        claim = await _bookkeeping(
-            "updateJobStatus",
-            self._status_input(job, job_id, "processing", claim_fields=True),
-            ClaimResult,
-            limit=_CLAIM_TIMEOUT,
-        )
-        if claim.status == MISSING:
-            # The scheduling call failed to write the row and told its caller so: never run.
-            reason = "not run: the job's row was never written (its schedule call failed)"
-            self._set(step="skipped", error=reason)
-            return GenericJobResult(success=False, job_id=job_id, error=reason, completed_at=workflow.now())
-        if not claim.claimed:
-            reason = f"not run by Temporal: job is {claim.status} on {claim.runner_type}"
-            await self._detail(job, job_id, "claim-lost", "cancelled", {"reason": reason})
-            self._set(step="skipped", error=reason)
-            return GenericJobResult(success=False, job_id=job_id, error=reason, completed_at=workflow.now())
+        claim = await _bookkeeping("updateJobStatus", self._claim_input(job, job_id), ClaimResult, limit=_CLAIM_TIMEOUT)
+        match claim.verdict:
+            case ClaimVerdict.NO_ROW:
+                # The scheduling call failed to write the row and told its caller so: never run.
+                return self._skipped(job_id, "not run: the job's row was never written (its schedule call failed)")
+            case ClaimVerdict.TAKEN:
+                reason = f"not run by Temporal: job is {claim.status} on {claim.runner_type}"
+                await self._detail(job, job_id, "claim-lost", JobStatus.CANCELLED, {"reason": reason})
+                return self._skipped(job_id, reason)
 
         self._set(step="running", started_at=workflow.now())
         timeout = timedelta(seconds=job.timeout_seconds)
@@ -119,9 +115,9 @@ class GenericJobWorkflow:
             result = await handle
         except ActivityError as exc:
             if self._cancel is not None or _is_cancellation(exc):
-                return await self._finish(job, job_id, "cancelled", error=self._cancel_reason())
-            return await self._finish(job, job_id, "failed", error=_describe(exc, timeout))
-        return await self._finish(job, job_id, "completed", result=result)
+                return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
+            return await self._finish(job, job_id, JobStatus.FAILED, error=_describe(exc, timeout))
+        return await self._finish(job, job_id, JobStatus.COMPLETED, result=result)
 
     @workflow.signal(name="cancelJob")
     def cancel_job(self, signal: CancelJobSignal) -> None:
@@ -151,30 +147,30 @@ class GenericJobWorkflow:
         by = f" by {self._cancel.cancelled_by}" if self._cancel.cancelled_by else ""
         return f"cancelled{by}: {self._cancel.reason or 'no reason given'}"
 
-    def _status_input(
-        self, job: GenericJobInput, job_id: str, status: str, *, claim_fields: bool = False, **extra: object
-    ) -> UpdateJobStatusInput:
+    def _claim_input(self, job: GenericJobInput, job_id: str) -> ClaimJob:
         info = workflow.info()
-        fields: dict[str, object] = {}
-        if claim_fields and job.schedule_id is not None:
-            fields = {
-                "job_name": job.job_name,
-                "data": job.data,
-                "user_id": job.user_id,
-                "schedule_id": job.schedule_id,
-                "max_attempts": job.retry.max_attempts,
-            }
-        return UpdateJobStatusInput(
+        scheduled = None
+        if job.schedule_id is not None:
+            scheduled = ScheduledRun(
+                job_name=job.job_name,
+                data=job.data,
+                user_id=job.user_id,
+                schedule_id=job.schedule_id,
+                max_attempts=job.retry.max_attempts,
+            )
+        return ClaimJob(
             job_id=job_id,
             tenant_id=job.tenant_id,
-            status=status,
             workflow_id=info.workflow_id,
             run_id=info.run_id,
-            **fields,  # type: ignore[arg-type]
-            **extra,  # type: ignore[arg-type]
+            scheduled=scheduled,
         )
 
-    async def _detail(self, job: GenericJobInput, job_id: str, step: str, status: str, result: object) -> None:
+    def _skipped(self, job_id: str, reason: str) -> GenericJobResult:
+        self._set(step="skipped", error=reason)
+        return GenericJobResult(success=False, job_id=job_id, error=reason, completed_at=workflow.now())
+
+    async def _detail(self, job: GenericJobInput, job_id: str, step: str, status: JobStatus, result: object) -> None:
         detail = CreateJobDetailInput(
             job_id=job_id, tenant_id=job.tenant_id, step_name=step, status=status, result=result
         )
@@ -184,18 +180,17 @@ class GenericJobWorkflow:
         self,
         job: GenericJobInput,
         job_id: str,
-        status: str,
+        status: Literal[JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED],
         *,
         error: str | None = None,
         result: object = None,
     ) -> GenericJobResult:
-        await _bookkeeping(
-            "updateJobStatus", self._status_input(job, job_id, status, error=error, result=result), ClaimResult
-        )
-        progress = 100 if status == "completed" else self._state.progress
-        self._set(step=status, error=error, progress=progress)
+        finish = FinishJob(job_id=job_id, tenant_id=job.tenant_id, status=status, error=error, result=result)
+        await _bookkeeping("updateJobStatus", finish, type(None))
+        progress = 100 if status is JobStatus.COMPLETED else self._state.progress
+        self._set(step=status.value, error=error, progress=progress)
         return GenericJobResult(
-            success=status == "completed",
+            success=status is JobStatus.COMPLETED,
             job_id=job_id,
             error=error,
             result=result,

@@ -1,0 +1,117 @@
+"""The Temporal engine's writes to the monitoring tables: claim, finish, attempts, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from ..db import Database
+from ..enums import JobStatus, RunnerType
+from ..workflows.contracts import ClaimJob, ClaimResult, ClaimVerdict, FinishJob
+
+
+class TemporalRecords:
+    """Job-row transitions owned by the Temporal engine."""
+
+    def __init__(self, db: Database, *, row_wait: float) -> None:
+        self._db = db
+        self.row_wait = row_wait
+
+    async def claim(self, claim: ClaimJob) -> ClaimResult:
+        """Claim the job for this run unless another engine (or a cancel) got there first.
+
+        A fresh job's row is written while its workflow starts, so a claim can
+        outrun the insert: a missing row is awaited for ``row_wait`` seconds,
+        then reported as ``NO_ROW`` (the scheduling call failed and said so).
+        """
+        job_id = UUID(claim.job_id)
+        if claim.scheduled is not None:
+            await self._register_scheduled_run(claim, job_id)
+        params = {"tenant": claim.tenant_id, "job_id": job_id, "workflow_id": claim.workflow_id, "run_id": claim.run_id}
+        deadline = time.monotonic() + self.row_wait
+        delay = 0.002
+        while not (rows := await self._db.fetch("claim_for_temporal", params)):
+            if time.monotonic() >= deadline:
+                return ClaimResult(verdict=ClaimVerdict.NO_ROW)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        row = rows[0]
+        return ClaimResult(
+            verdict=ClaimVerdict.CLAIMED if row["claimed"] else ClaimVerdict.TAKEN,
+            status=JobStatus(row["status"]),
+            runner_type=RunnerType(row["runner_type"]),
+        )
+
+    async def finish(self, finish: FinishJob) -> None:
+        """Record the run's outcome, unless the row is finished or owned by the other engine."""
+        await self._db.execute(
+            "finish_temporal_job",
+            {
+                "tenant": finish.tenant_id,
+                "job_id": UUID(finish.job_id),
+                "status": finish.status,
+                "error": finish.error,
+                "result": None if finish.result is None else json.dumps(finish.result),
+            },
+        )
+
+    async def set_attempts(self, tenant_id: str, job_id: UUID, attempts: int) -> None:
+        """Record a Temporal retry attempt."""
+        await self._db.execute("set_attempts", {"tenant": tenant_id, "job_id": job_id, "attempts": attempts})
+
+    async def _register_scheduled_run(self, claim: ClaimJob, job_id: UUID) -> None:
+        """Create the jobs row of a run started by a Temporal Schedule."""
+        assert claim.scheduled is not None
+        run = claim.scheduled
+        await self._db.execute(
+            "register_scheduled_run",
+            {
+                "tenant": claim.tenant_id,
+                "job_id": job_id,
+                "type": run.job_name,
+                "user_id": run.user_id,
+                "data": Jsonb(run.data),
+                "max_attempts": run.max_attempts,
+                "schedule_id": run.schedule_id,
+                "workflow_id": claim.workflow_id,
+                "run_id": claim.run_id,
+            },
+        )
+
+    async def upsert_schedule(
+        self,
+        *,
+        tenant_id: str,
+        job_id: UUID,
+        name: str,
+        data: Any,
+        user_id: str | None,
+        priority: int,
+        max_attempts: int,
+        metadata: dict[str, Any],
+        schedule_id: str,
+        next_run_at: datetime,
+    ) -> bool:
+        """Write the schedule's 'active' row; return True if it was new."""
+        rows = await self._db.fetch(
+            "upsert_temporal_schedule",
+            {
+                "tenant": tenant_id,
+                "job_id": job_id,
+                "type": name,
+                "user_id": user_id,
+                "data": Jsonb(data),
+                "priority": priority,
+                "max_attempts": max_attempts,
+                "metadata": Jsonb(metadata),
+                "external_id": schedule_id,
+                "run_at": next_run_at,
+            },
+        )
+        return bool(rows[0]["created"])

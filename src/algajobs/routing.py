@@ -1,0 +1,164 @@
+"""Routing policies: which engine gets a job, and what a refusal means.
+
+``Direct`` sends everything to one engine: a refusal withdraws the row and
+raises ``EngineUnavailableError``. ``Failover`` asks the circuit breaker:
+closed (or a half-open probe) tries Temporal within ``JOB_CIRCUIT_CALL_TIMEOUT``
+and hands the same row to PostgreSQL when Temporal refuses or does not
+answer; open goes to PostgreSQL without touching Temporal. The job id is the
+idempotency key across engines and the row is claimed atomically, so an
+ambiguous start never runs a job twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from .circuit import CircuitBreaker, CircuitState
+from .engine import Accepted, Admission, Ambiguous, Engine, Refused
+from .errors import EngineUnavailableError
+from .models import ScheduleResult
+from .schedule_spec import ScheduleSpec
+from .scheduling import JobRequest
+from .store import JobStore
+from .telemetry import schedule_span
+
+log = logging.getLogger("algajobs.routing")
+
+
+class Routing(Protocol):
+    """Decides, call by call, which engine takes a job."""
+
+    @property
+    def bound(self) -> float | None:
+        """How long one call may wait on an engine (None: as long as it takes)."""
+
+    @property
+    def circuit_state(self) -> CircuitState | None:
+        """The breaker's state, when there is a breaker."""
+
+    async def schedule(self, request: JobRequest) -> ScheduleResult:
+        """Admit one validated job; EngineUnavailableError when no engine takes it."""
+
+    async def schedule_many(self, requests: Sequence[JobRequest]) -> list[ScheduleResult]:
+        """Admit a batch of fresh jobs of one tenant and name."""
+
+    async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
+        """Register a recurring job on the engine the policy picks."""
+
+
+class Direct:
+    """Every job on one engine."""
+
+    circuit_state = None
+
+    def __init__(self, engine: Engine, store: JobStore) -> None:
+        self.engine = engine
+        self._store = store
+        self.bound: float | None = None
+
+    async def schedule(self, request: JobRequest) -> ScheduleResult:
+        """Admit on the engine; a refused or unanswered start withdraws the row and raises."""
+        with schedule_span(request.name, request.tenant_id, self.engine.kind):
+            return await self._settle(request, await self.engine.admit(request))
+
+    async def schedule_many(self, requests: Sequence[JobRequest]) -> list[ScheduleResult]:
+        """Admit the batch on the engine; each refusal is settled like a single call's."""
+        admissions = await self.engine.admit_many(requests)
+        return [await self._settle(r, a) for r, a in zip(requests, admissions, strict=True)]
+
+    async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
+        """Register on the engine; EngineUnavailableError if it does not take it."""
+        match await self.engine.register_recurring(request, spec):
+            case Accepted(result):
+                return result
+            case Refused(reason) | Ambiguous(reason):
+                raise EngineUnavailableError(reason)
+
+    async def _settle(self, request: JobRequest, admission: Admission) -> ScheduleResult:
+        match admission:
+            case Accepted(result):
+                return result
+            case Refused(reason) | Ambiguous(reason):
+                if await self._store.withdraw_unstarted(request):
+                    raise EngineUnavailableError(f"job {request.job_id} was not accepted: {reason}")
+                # Only ambiguous after all: its run claimed the row, so the job is in.
+                return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=self.engine.kind)
+
+
+class Failover:
+    """Temporal first behind a circuit breaker, PostgreSQL when it is open or Temporal fails."""
+
+    def __init__(
+        self, primary: Engine, fallback: Engine, breaker: CircuitBreaker, store: JobStore, *, bound: float
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.breaker = breaker
+        self._store = store
+        self.bound: float | None = bound
+
+    @property
+    def circuit_state(self) -> CircuitState:
+        """The breaker's current state."""
+        return self.breaker.state
+
+    async def schedule(self, request: JobRequest) -> ScheduleResult:
+        """Temporal within the bound when the breaker allows; otherwise, or on failure, PostgreSQL."""
+        if not self.breaker.allow():
+            return await self._on_fallback(request)
+        try:
+            with schedule_span(request.name, request.tenant_id, self.primary.kind):
+                admission = await self.primary.admit(request, within=self.bound)
+                return await self._settle(request, admission)
+        finally:
+            self.breaker.release()  # a half-open probe that never reached Temporal must not stay taken
+
+    async def schedule_many(self, requests: Sequence[JobRequest]) -> list[ScheduleResult]:
+        """An open breaker sends the batch to PostgreSQL in one statement; otherwise job by job."""
+        if self.breaker.state is CircuitState.OPEN:
+            admissions = await self.fallback.admit_many(requests)
+            return [a.result for a in admissions if isinstance(a, Accepted)]
+        return [await self.schedule(r) for r in requests]
+
+    async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
+        """A Temporal Schedule when the breaker allows (retiring an outage-time twin); else PostgreSQL."""
+        if self.breaker.allow():
+            try:
+                match await self.primary.register_recurring(request, spec, within=self.bound):
+                    case Accepted(result):
+                        self.breaker.record_success()
+                        await self._store.retire_postgres_schedule(
+                            request.tenant_id, request.name, request.singleton_key
+                        )
+                        return result
+                    case Refused(reason) | Ambiguous(reason):
+                        self.breaker.record_failure()
+                        log.warning("recurring job %s registered on PostgreSQL: %s", request.name, reason)
+            finally:
+                self.breaker.release()
+        match await self.fallback.register_recurring(request, spec):
+            case Accepted(result):
+                return result
+            case Refused(reason) | Ambiguous(reason):
+                raise EngineUnavailableError(reason)
+
+    async def _settle(self, request: JobRequest, admission: Admission) -> ScheduleResult:
+        match admission:
+            case Accepted(result):
+                self.breaker.record_success()
+                return result
+            case Refused(reason) | Ambiguous(reason):
+                self.breaker.record_failure()
+                owner = await self._store.hand_over(request, reason)
+                log.warning("job %s handed to %s: %s", request.job_id, self.fallback.kind, reason)
+                return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=owner)
+
+    async def _on_fallback(self, request: JobRequest) -> ScheduleResult:
+        with schedule_span(request.name, request.tenant_id, self.fallback.kind):
+            match await self.fallback.admit(request, within=self.bound):
+                case Accepted(result):
+                    return result
+                case Refused(reason) | Ambiguous(reason):
+                    raise EngineUnavailableError(f"job {request.job_id} was not accepted: {reason}")

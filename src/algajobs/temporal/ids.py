@@ -1,0 +1,49 @@
+"""Names and inputs on the Temporal wire, derived from a validated request."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..scheduling import JobRequest
+from ..telemetry import carrier
+from ..workflows.contracts import GenericJobInput, RetrySpec
+
+_SCHEDULE_NAMESPACE = uuid.UUID("0e7d0b8c-4c57-4d8e-8d1e-2f9a3f1c6b55")
+
+
+def workflow_id_for(job_id: uuid.UUID) -> str:
+    """The workflow id of a job: derived from its id, so a job can never start twice."""
+    return f"alga-job-{job_id}"
+
+
+def schedule_id_for(tenant_id: str, name: str, singleton_key: str | None) -> str:
+    """The Temporal Schedule id of a recurring job (one per tenant, name and key)."""
+    return f"alga-schedule-{tenant_id}-{name}-{singleton_key or 'default'}"
+
+
+def schedule_row_id(schedule_id: str) -> uuid.UUID:
+    """The job id of a Temporal Schedule's 'active' row, derived from the schedule id."""
+    return uuid.uuid5(_SCHEDULE_NAMESPACE, schedule_id)
+
+
+def workflow_input(request: JobRequest, *, schedule_id: str | None = None) -> GenericJobInput:
+    """The ``genericJobWorkflow`` input for a validated request."""
+    retry = request.definition.retry
+    return GenericJobInput(
+        job_id=None if schedule_id else str(request.job_id),
+        job_name=request.name,
+        tenant_id=request.tenant_id,
+        data=request.data,
+        user_id=request.user_id,
+        run_at=None if schedule_id else request.run_at,
+        retry=RetrySpec(
+            max_attempts=retry.max_attempts,
+            initial_interval_seconds=retry.initial_interval.total_seconds(),
+            backoff_coefficient=retry.backoff_coefficient,
+            maximum_interval_seconds=retry.maximum_interval.total_seconds(),
+            non_retryable=list(retry.non_retryable_names),
+        ),
+        timeout_seconds=request.definition.timeout.total_seconds(),
+        schedule_id=schedule_id,
+        trace_context=carrier(),
+    )

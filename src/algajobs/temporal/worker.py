@@ -1,0 +1,79 @@
+"""A Temporal worker that outlives the cluster: it waits while Temporal is down and is rebuilt on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from ..activities import JobActivities
+from ..errors import EngineUnavailableError
+from ..settings import Settings
+from .connection import build_worker
+
+log = logging.getLogger("algajobs.temporal")
+_RETRY_MAX = 5.0
+_HEALTHY_RUN = 30.0  # a worker that ran this long was healthy: the next failure retries quickly
+
+
+class SupervisedWorker:
+    """Runs ``genericJobWorkflow`` and its activities; retries with backoff while the cluster is unreachable."""
+
+    def __init__(self, client: Callable[[], Awaitable[Client]], settings: Settings, activities: JobActivities) -> None:
+        self._client = client
+        self._settings = settings
+        self._activities = activities
+        self._worker: Worker | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the supervisor is active (the worker may be waiting for the cluster)."""
+        return self._task is not None
+
+    def start(self) -> None:
+        """Start supervising in the background (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name="algajobs-temporal-worker")
+
+    async def stop(self) -> None:
+        """Shut the worker down; running activities get the shutdown grace period to finish."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.is_running:
+            await worker.shutdown()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _supervise(self) -> None:
+        delay = 0.2
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                client = await self._client()
+                await client.service_client.check_health(timeout=timedelta(seconds=2))
+                self._worker = build_worker(client, self._settings, self._activities)
+                await self._worker.run()
+                return  # shutdown() was called
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if loop.time() - started > _HEALTHY_RUN:
+                    delay = 0.2
+                # An unreachable cluster is expected and said in one line; anything else gets its traceback.
+                expected = isinstance(exc, EngineUnavailableError | RPCError | RuntimeError)
+                log.warning("Temporal worker unavailable (%s); retrying in %.1fs", exc, delay, exc_info=not expected)
+            finally:
+                self._worker = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX)
