@@ -25,6 +25,7 @@ from .errors import (
     RunnerStateError,
     UnknownJobError,
     ValidationError,
+    WorkerFailedError,
 )
 from .factory import create_runner
 from .migrations import migrate
@@ -72,6 +73,7 @@ __all__ = [
     "TemporalRunner",
     "UnknownJobError",
     "ValidationError",
+    "WorkerFailedError",
     "create_runner",
     "migrate",
 ]

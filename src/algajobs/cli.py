@@ -19,7 +19,7 @@ import click
 
 from .db import probe_postgres
 from .enums import JobStatus, RunnerType
-from .errors import AlgaJobsError
+from .errors import AlgaJobsError, WorkerFailedError
 from .factory import create_runner
 from .migrations import migrate as apply_migrations
 from .models import HealthReport, JobInfo
@@ -146,6 +146,8 @@ async def _serve(runner: Runner) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 30)
+            if runner.worker and runner.worker.failed:
+                raise WorkerFailedError(f"the worker stopped: {runner.worker.failed!r}") from runner.worker.failed
             if runner.worker and not stop.is_set():
                 s = runner.worker.stats
                 log.info("progress: %d completed, %d failed, %d retried", s.completed, s.failed, s.retried)

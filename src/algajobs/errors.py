@@ -18,6 +18,7 @@ them all::
     ├── RunnerStateError            runner used before ``__aenter__`` or after close
     ├── EngineUnavailableError      an engine (or PostgreSQL itself) did not answer in time
     ├── DatabaseError               PostgreSQL refused a statement (not a transient fault)
+    ├── WorkerFailedError           a worker's background loop kept crashing; it stopped
     └── JobCancelledError           raised inside a handler to end it as cancelled
 """
 
@@ -82,6 +83,10 @@ class EngineUnavailableError(AlgaJobsError):
 
 class DatabaseError(AlgaJobsError):
     """PostgreSQL refused a statement for a reason retrying cannot fix; the message names it."""
+
+
+class WorkerFailedError(AlgaJobsError):
+    """A worker's background loop kept crashing, so the worker stopped; the cause is chained."""
 
 
 class JobCancelledError(AlgaJobsError):

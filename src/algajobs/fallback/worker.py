@@ -28,6 +28,7 @@ from ..errors import UnknownJobError
 from ..registry import JobDefinition, JobRegistry
 from ..settings import Settings
 from ..store import JobStore, StoreReporter
+from ..supervisor import Supervisor
 from ..telemetry import execute_span, record_run
 from . import schedules
 from .execution import Cancelled, Completed, Failed, Outcome, execute
@@ -86,6 +87,8 @@ class PostgresWorker:
         self._store = store
         self._ops = QueueOps(db, self.worker_id, settings.lease_duration)
         self._running: dict[UUID, _Running] = {}
+        # Jobs interrupted by stop(): they go back to the queue, whatever their handler returns.
+        self._handing_back: set[UUID] = set()
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._next_due: float | None = None
@@ -93,7 +96,14 @@ class PostgresWorker:
         self._completion_ready = asyncio.Event()
         self._listener = Listener(settings, on_due=self._on_due, on_cancel=self._on_cancel)
         self._fetcher: asyncio.Task[None] | None = None
-        self._background: list[asyncio.Task[None]] = []
+        # Side loops are supervised: a crash is logged with its traceback and the loop
+        # restarted; one that keeps crashing stops the fetching (see ``failed``).
+        self._supervisor = Supervisor()
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The error of a side loop that kept crashing (the worker then stops fetching), else None."""
+        return self._supervisor.failed
 
     async def start(self) -> None:
         """Start every loop; returns at once, work continues in the background."""
@@ -101,14 +111,16 @@ class PostgresWorker:
             raise RuntimeError(f"worker is {self.state}, it can start only once")
         self.state = WorkerState.RUNNING
         self._fetcher = asyncio.create_task(self._fetch_loop(), name="algajobs-fetch")
-        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
-            self._listener.run,
-            self._flush_loop,
-            self._heartbeat_loop,
-            self._maintenance_loop,
-            self._schedule_loop,
-        ]
-        self._background = [asyncio.create_task(loop(), name=f"algajobs-{loop.__name__}") for loop in loops]
+        self._fetcher.add_done_callback(_report_crash)
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "listen": self._listener.run,
+            "flush": self._flush_loop,
+            "heartbeat": self._heartbeat_loop,
+            "maintenance": self._maintenance_loop,
+            "schedules": self._schedule_loop,
+        }
+        for name, loop in loops.items():
+            self._supervisor.start(name, loop)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop fetching; let running jobs finish for ``grace`` s, then hand the rest back."""
@@ -119,13 +131,14 @@ class PostgresWorker:
         self._wake.set()
         self._slot_freed.set()
         if self._fetcher:
-            await self._fetcher  # finishes its current claim, so nothing claimed is dropped
+            await asyncio.wait([self._fetcher])  # finishes its current claim, so nothing claimed is dropped
         running = list(self._running.values())
         if running:
             log.info("waiting up to %.1fs for %d running job(s)", grace, len(running))
             await asyncio.wait([r.task for r in running], timeout=grace)
         leftovers = list(self._running.values())
         for item in leftovers:
+            self._handing_back.add(item.job.job_id)
             item.ctx.request_cancel("worker shutting down")
             item.task.cancel()
         await asyncio.gather(*(r.task for r in leftovers), return_exceptions=True)
@@ -133,9 +146,7 @@ class PostgresWorker:
             await self._ops.release([r.job for r in leftovers])
             await self._flush()
         finally:
-            for task in self._background:
-                task.cancel()
-            await asyncio.gather(*self._background, return_exceptions=True)
+            await self._supervisor.stop()
             self.state = WorkerState.STOPPED
         if leftovers:
             log.info("handed %d unfinished job(s) back to the queue", len(leftovers))
@@ -160,6 +171,9 @@ class PostgresWorker:
         batch = self._settings.fetch_batch_size
         concurrency = self._settings.worker_concurrency
         while self.state is WorkerState.RUNNING:
+            if self._supervisor.dead.is_set():
+                log.critical("worker stops fetching: loop %r kept crashing", self._supervisor.failed_loop)
+                return
             free = concurrency - len(self._running)
             if free <= 0:
                 self._slot_freed.clear()
@@ -231,6 +245,8 @@ class PostgresWorker:
 
     async def _record(self, job: ClaimedJob, definition: JobDefinition, outcome: Outcome) -> None:
         match outcome:
+            case Cancelled() if job.job_id in self._handing_back:
+                pass  # the shutdown asked it to stop, not a user: release() requeues it, attempt unspent
             case Completed(result_json):
                 self._completions.append((job.tenant_id, job.job_id, result_json))
                 self._completion_ready.set()
@@ -317,6 +333,11 @@ class PostgresWorker:
                 log.exception("firing recurring schedules failed")
                 pause = _ERROR_PAUSE
             await asyncio.sleep(max(pause, 0.01))
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.critical("the fetch loop crashed; this worker claims no more jobs", exc_info=error)
 
 
 def _log_fields(job: ClaimedJob) -> dict[str, object]:
