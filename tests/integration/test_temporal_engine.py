@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from algajobs import (
+    EngineUnavailableError,
     FailoverRunner,
     JobContext,
     JobNotFoundError,
@@ -302,3 +303,30 @@ async def test_activities_carry_the_fixed_names(runner: TemporalRunner) -> None:
     activities = JobActivities(runner.store, temporal_engine(runner).records, runner.registry)
     names = [fn.__temporal_activity_definition.name for fn in activities.all]  # type: ignore[attr-defined]
     assert names == ["executeJobHandler", "updateJobStatus", "createJobDetail"]
+
+
+async def test_batch_schedules_one_workflow_per_job(runner: TemporalRunner, seen: list[Any]) -> None:
+    """schedule_jobs on a Temporal runner starts a workflow per payload; every job completes."""
+    jobs = await runner.schedule_jobs("record", [1, 2, 3], tenant_id="t1")
+    assert [j.runner_type for j in jobs] == [RunnerType.TEMPORAL] * 3
+    results = [await handle_of(runner, j.job_id).result() for j in jobs]
+    assert all(r.success for r in results)
+    assert sorted(value for _, value in seen) == [1, 2, 3]
+
+
+async def test_a_refused_start_withdraws_the_row_and_raises(
+    settings: Settings, registry: JobRegistry, seen: list[Any]
+) -> None:
+    """Temporal alone, and the cluster refuses: the call raises and leaves no row behind."""
+    conf = settings.model_copy(update={"runner_type": RunnerType.TEMPORAL, "temporal_address": "127.0.0.1:1"})
+    with pytest.raises(EngineUnavailableError):
+        async with TemporalRunner(conf, registry):
+            pass  # an eager connection to a closed port fails on open
+    lazy_env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_path())
+    async with lazy_env:
+        client = lazy_env.client
+    # The environment is gone: its client now refuses every call without anything being started.
+    async with TemporalRunner(conf, registry, client=client) as runner:
+        with pytest.raises(EngineUnavailableError, match="not accepted"):
+            await runner.schedule_job("record", 1, tenant_id="t1")
+        assert await runner.list_jobs(tenant_id="t1") == []
