@@ -140,6 +140,8 @@ class Failover:
                 self.breaker.release()
         match await self.fallback.register_recurring(request, spec):
             case Accepted(result):
+                # A Temporal Schedule of the same key (older, or created by a late answer) must not fire too.
+                await self._store.retire_temporal_schedule(request.tenant_id, request.name, request.singleton_key)
                 return result
             case Refused(reason) | Ambiguous(reason):
                 raise EngineUnavailableError(reason)

@@ -222,6 +222,11 @@ class JobStore:
         params = {"tenant": tenant_id, "type": name, "singleton_key": singleton_key or ""}
         await self._execute("retire_postgres_schedule", params)
 
+    async def retire_temporal_schedule(self, tenant_id: str, name: str, singleton_key: str | None) -> None:
+        """Deactivate the Temporal twin of a recurring job now registered on PostgreSQL (its runs then skip)."""
+        params = {"tenant": tenant_id, "type": name, "singleton_key": singleton_key or ""}
+        await self._execute("retire_temporal_schedule", params)
+
     async def prune(self, older_than: timedelta, *, batch: int = 1_000, max_batches: int = 1_000) -> int:
         """Delete finished jobs (and their details) older than ``older_than``, in batches; return how many."""
         total = 0

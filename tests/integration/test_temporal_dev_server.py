@@ -80,3 +80,25 @@ async def test_health_reports_both_engines(runner: TemporalRunner) -> None:
     report = await runner.is_healthy()
     assert report.healthy
     assert [e.engine for e in report.engines] == [RunnerType.TEMPORAL, RunnerType.POSTGRES]
+
+
+async def test_a_schedule_moved_to_postgres_stops_running_jobs(runner: TemporalRunner) -> None:
+    """A Temporal Schedule whose recurring job was re-registered on PostgreSQL fires runs that skip the job."""
+    schedule = await runner.schedule_recurring_job("record", "a", "1 second", tenant_id="t1")
+    assert schedule.external_id is not None
+    # What a registration during an outage does to the Temporal twin it cannot delete:
+    await runner.store.retire_temporal_schedule("t1", "record", None)
+    handle = temporal_engine(runner).client.get_schedule_handle(schedule.external_id)
+
+    async def skipped_runs() -> list[str]:
+        described = await handle.describe()
+        results = []
+        for action in described.info.recent_actions:
+            workflow = temporal_engine(runner).client.get_workflow_handle(action.action.workflow_id)
+            results.append((await workflow.result())["error"])
+        return results
+
+    errors = await eventually(skipped_runs, lambda es: len(es) >= 2, within=20, interval=0.3)
+    assert all("not active" in e for e in errors)
+    assert await fired_rows(runner, schedule.job_id) == []
+    await handle.delete()

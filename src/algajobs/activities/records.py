@@ -31,9 +31,12 @@ class TemporalRecords:
         then reported as ``NO_ROW`` (the scheduling call failed and said so).
         """
         job_id = UUID(claim.job_id)
-        if claim.scheduled is not None:
-            await self._register_scheduled_run(claim, job_id)
         params = {"tenant": claim.tenant_id, "job_id": job_id, "workflow_id": claim.workflow_id, "run_id": claim.run_id}
+        if claim.scheduled is not None:
+            # The claim writes a scheduled run's row itself: there is nothing to wait for.
+            await self._register_scheduled_run(claim, job_id)
+            rows = await self._db.fetch("claim_for_temporal", params)
+            return self._verdict(rows[0]) if rows else ClaimResult(verdict=ClaimVerdict.SCHEDULE_INACTIVE)
         deadline = time.monotonic() + self.row_wait
         delay = 0.002
         while not (rows := await self._db.fetch("claim_for_temporal", params)):
@@ -41,7 +44,10 @@ class TemporalRecords:
                 return ClaimResult(verdict=ClaimVerdict.NO_ROW)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-        row = rows[0]
+        return self._verdict(rows[0])
+
+    @staticmethod
+    def _verdict(row: dict[str, Any]) -> ClaimResult:
         return ClaimResult(
             verdict=ClaimVerdict.CLAIMED if row["claimed"] else ClaimVerdict.TAKEN,
             status=JobStatus(row["status"]),
@@ -78,7 +84,7 @@ class TemporalRecords:
                 "user_id": run.user_id,
                 "data": Jsonb(run.data),
                 "max_attempts": run.max_attempts,
-                "schedule_id": run.schedule_id,
+                "schedule_id": UUID(run.schedule_id),
                 "workflow_id": claim.workflow_id,
                 "run_id": claim.run_id,
             },

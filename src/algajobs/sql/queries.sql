@@ -278,11 +278,15 @@ UPDATE jobs SET attempts = %(attempts)s, updated_at = now()
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s;
 
 -- name: register_scheduled_run
--- A Temporal Schedule fired: the run gets its own jobs row.
+-- A Temporal Schedule fired: the run gets its own jobs row, but only while the
+-- schedule's 'active' row is there (not cancelled, not moved to PostgreSQL).
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, max_attempts,
                   schedule_id, external_id, external_run_id)
-VALUES (%(tenant)s, %(job_id)s, %(type)s, 'queued', 'temporal', %(user_id)s, %(data)s,
-        %(max_attempts)s, %(schedule_id)s, %(workflow_id)s, %(run_id)s)
+SELECT %(tenant)s, %(job_id)s, %(type)s, 'queued', 'temporal', %(user_id)s, %(data)s,
+       %(max_attempts)s, %(schedule_id)s, %(workflow_id)s, %(run_id)s
+WHERE EXISTS (SELECT 1 FROM jobs
+              WHERE tenant = %(tenant)s AND job_id = %(schedule_id)s
+                AND runner_type = 'temporal' AND status = 'active')
 ON CONFLICT DO NOTHING;
 
 -- name: upsert_temporal_schedule
@@ -321,6 +325,14 @@ SET status = 'cancelled', completed_at = now(), updated_at = now(),
     error = 'moved back to Temporal'
 FROM gone
 WHERE j.tenant = gone.tenant AND j.job_id = gone.schedule_id;
+
+-- name: retire_temporal_schedule
+-- A recurring job registered on PostgreSQL during an outage: its Temporal twin,
+-- which cannot be deleted now, stops running jobs (its runs find no active row).
+UPDATE jobs
+SET status = 'cancelled', completed_at = now(), updated_at = now(), error = 'moved to PostgreSQL'
+WHERE tenant = %(tenant)s AND type = %(type)s AND runner_type = 'temporal' AND status = 'active'
+  AND coalesce(metadata ->> 'singleton_key', '') = %(singleton_key)s;
 
 -- name: lock_migrations
 -- Migrations of one schema run one process at a time.

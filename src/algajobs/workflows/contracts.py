@@ -147,6 +147,9 @@ class ClaimVerdict(StrEnum):
     """Another engine, a cancel or a finished run got there first."""
     NO_ROW = "no_row"
     """The row never appeared: the scheduling call failed and said so; never run."""
+    SCHEDULE_INACTIVE = "schedule_inactive"
+    """A Schedule fired but its recurring job is not active here (cancelled, moved to PostgreSQL,
+    or its registration failed); never run."""
 
 
 class ClaimResult(Wire):

@@ -86,6 +86,8 @@ class GenericJobWorkflow:
             case ClaimVerdict.NO_ROW:
                 # The scheduling call failed to write the row and told its caller so: never run.
                 return self._skipped(job_id, "not run: the job's row was never written (its schedule call failed)")
+            case ClaimVerdict.SCHEDULE_INACTIVE:
+                return self._skipped(job_id, "not run: its recurring job is not active (cancelled or moved)")
             case ClaimVerdict.TAKEN:
                 reason = f"not run by Temporal: job is {claim.status} on {claim.runner_type}"
                 await self._detail(job, job_id, "claim-lost", JobStatus.CANCELLED, {"reason": reason})
