@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from algajobs import JobRegistry, JobStatus, PostgresRunner, RunnerType
+from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, RunnerType
 from tests.helpers import eventually
 from tests.integration.jobs import register_all
 
@@ -240,3 +240,30 @@ async def test_health_reports_postgres(runner: PostgresRunner) -> None:
     """is_healthy pings PostgreSQL."""
     report = await runner.is_healthy()
     assert report.healthy and report.engines[0].engine is RunnerType.POSTGRES
+
+
+async def test_cancel_interrupts_an_async_handler_that_ignores_the_flag(
+    runner: PostgresRunner, registry: JobRegistry
+) -> None:
+    """As on Temporal, a cancel interrupts a running async handler with CancelledError; the job ends cancelled."""
+    interrupted = asyncio.Event()
+    started = asyncio.Event()
+
+    @registry.handler("stubborn")
+    async def stubborn(ctx: JobContext, data: Any) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            interrupted.set()
+            raise
+
+    await runner.start()
+    job = await runner.schedule_job("stubborn", None, tenant_id="t1")
+    await asyncio.wait_for(started.wait(), 10)
+    assert await runner.cancel_job(job.job_id, tenant_id="t1")
+    info = await eventually(
+        lambda: runner.get_job_status(job.job_id, tenant_id="t1"), lambda i: i.status.is_finished, within=5.0
+    )
+    assert info.status is JobStatus.CANCELLED
+    assert interrupted.is_set()

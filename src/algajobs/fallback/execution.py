@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,7 +58,7 @@ async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outc
     """Run the handler under its timeout and classify the result; never raises."""
     timeout = definition.timeout.total_seconds()
     try:
-        result = await asyncio.wait_for(definition.invoke(ctx, data), timeout)
+        result = await asyncio.wait_for(_interruptible(definition, ctx, data), timeout)
     except JobCancelledError as exc:
         return Cancelled(str(exc) or "cancelled")
     except TimeoutError:
@@ -75,6 +76,33 @@ async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outc
         return Completed(json.dumps(result, separators=(",", ":")))
     except (TypeError, ValueError) as exc:
         return Failed(TypeError(f"handler result is not JSON-serializable: {exc}"), retryable=False)
+
+
+async def _interruptible(definition: JobDefinition, ctx: JobContext, data: Any) -> Any:
+    """Run the handler; a cancel request interrupts an async one at once, as on Temporal.
+
+    A plain ``def`` handler runs in a thread that cannot be interrupted: it
+    sees ``ctx.cancelled`` and its job ends when the function returns.
+    """
+    handler = asyncio.ensure_future(definition.invoke(ctx, data))
+    if not definition.is_async:
+        return await handler
+    cancel_requested = asyncio.ensure_future(ctx.wait_cancelled())
+    try:
+        await asyncio.wait({handler, cancel_requested}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        handler.cancel()
+        raise
+    finally:
+        cancel_requested.cancel()
+    if not handler.done():
+        handler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handler
+        if not handler.cancelled() and handler.exception() is None:
+            return handler.result()  # it finished while being cancelled: its result stands
+        raise JobCancelledError(ctx.cancel_reason or "cancelled")
+    return handler.result()
 
 
 def _human(delta: timedelta) -> str:
