@@ -1,4 +1,4 @@
-"""Fault-test fixtures: worker subprocesses that can be killed, and the side-effect tables."""
+"""Fault-test fixtures: worker subprocesses that can be killed, the side-effect tables, a PostgreSQL to break."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,18 @@ from typing import Any
 import psycopg
 import pytest
 
-from algajobs import PostgresRunner, Settings
+from algajobs import PostgresRunner, Settings, migrate
 from tests.faults.app import SETUP, registry
+from tests.faults.pgcluster import PgCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
-async def effects_runner(settings: Settings) -> AsyncIterator[PostgresRunner]:
+async def effects_runner(fault_settings: Settings) -> AsyncIterator[PostgresRunner]:
     """A runner (scheduling only) on the fault-test registry, with effect tables created."""
+    settings = fault_settings
     async with await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True, options=f"-c search_path={settings.schema_name}"
     ) as conn:
@@ -32,8 +35,9 @@ async def effects_runner(settings: Settings) -> AsyncIterator[PostgresRunner]:
 
 
 @pytest.fixture
-def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
+def spawn_worker(fault_settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
     """Start `algajobs worker` subprocesses on the test schema; every one is killed at teardown."""
+    settings = fault_settings
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(**env: Any) -> subprocess.Popen[bytes]:
@@ -73,3 +77,35 @@ async def scalar(settings: Settings, query: str, params: list[Any] | None = None
         cur = await conn.execute(query.encode(), params)
         row = await cur.fetchone()
         return None if row is None else row[0]
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PgCluster]:
+    """A started PostgreSQL cluster of this test's own, free to stop and restart; deleted afterwards."""
+    with PgCluster() as cluster:
+        cluster.start()
+        yield cluster
+
+
+@pytest.fixture
+async def own_settings(own_postgres: PgCluster) -> Settings:
+    """Settings for a freshly migrated schema on the test's own cluster (which is deleted, schema and all)."""
+    conf = Settings.load(
+        database_url=own_postgres.dsn,
+        schema_name=f"aj_test_{uuid.uuid4().hex[:12]}",
+        runner_type="postgres",
+        poll_interval=0.5,
+        lease_duration=3,
+        shutdown_grace=5,
+    )
+    await migrate(conf)
+    return conf
+
+
+@pytest.fixture
+def fault_settings(request: pytest.FixtureRequest) -> Settings:
+    """The settings the fault fixtures use: ``own_settings`` if the test uses ``own_postgres``, else ``settings``."""
+    # A test that breaks PostgreSQL asks for its own cluster; then its workers and runners must live there too.
+    uses_own = "own_postgres" in request.fixturenames
+    settings: Settings = request.getfixturevalue("own_settings" if uses_own else "settings")
+    return settings

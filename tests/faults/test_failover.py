@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import glob
 import os
 import signal
 import subprocess
@@ -19,20 +18,21 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from algajobs import EngineUnavailableError, JobStatus, RunnerType, Settings
+from algajobs import EngineUnavailableError, FailoverRunner, JobStatus, RunnerType, Settings
 from algajobs.circuit import CircuitState
-from algajobs.router import FailoverRunner
-from algajobs.temporal.runner import workflow_id_for
+from algajobs.temporal.ids import workflow_id_for
 from algajobs.testing import temporal_cli_path
 from tests.faults.app import SETUP, registry
 from tests.faults.conftest import ROOT, scalar
+from tests.faults.pgcluster import PgCluster
 from tests.faults.temporal_tools import DevServer, Proxy, ProxyMode, free_port
-from tests.helpers import eventually
+from tests.helpers import eventually, temporal_engine
 
 
 @pytest.fixture
-async def effects(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+async def effects(fault_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Effect tables in the test schema; in-process handlers find them through the environment."""
+    settings = fault_settings
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("JOB_SCHEMA", settings.schema_name)
     async with await psycopg.AsyncConnection.connect(
@@ -70,7 +70,7 @@ async def test_unanswering_temporal_falls_back_within_the_bound(effects: Setting
     async with Proxy(None, ProxyMode.BLACKHOLE) as proxy:
         conf = failover_settings(effects, proxy.address, circuit_call_timeout=bound, circuit_cool_down=60)
         async with FailoverRunner(conf, registry) as runner:
-            await runner.postgres.start()
+            await runner.start(only=RunnerType.POSTGRES)
             timings = []
             for _ in range(6):
                 started = time.perf_counter()
@@ -112,14 +112,14 @@ async def test_ambiguous_start_runs_the_handler_once(effects: Settings, dev_env:
             effects, proxy.address, temporal_task_queue=queue, circuit_failure_threshold=100, circuit_call_timeout=1
         )
         async with FailoverRunner(worker_conf, registry) as worker, FailoverRunner(caller_conf, registry) as caller:
-            await worker.postgres.start()  # PostgreSQL gets there first; Temporal joins later
+            await worker.start(only=RunnerType.POSTGRES)  # PostgreSQL gets there first; Temporal joins later
             warm = await caller.schedule_job("effect", {}, tenant_id="warmup")
             assert warm.runner_type is RunnerType.TEMPORAL
             proxy.mode = ProxyMode.DROP_RESPONSES
             jobs = [await caller.schedule_job("effect", {}, tenant_id="t1") for _ in range(5)]
             assert all(j.runner_type is RunnerType.POSTGRES for j in jobs)
             await all_finished(worker, 5, within=20)
-            await worker.temporal.start()  # the workflows that did start now try to claim
+            await worker.start(only=RunnerType.TEMPORAL)  # the workflows that did start now try to claim
             client = await Client.connect(direct)
             for job in jobs:
                 handle = client.get_workflow_handle(workflow_id_for(job.job_id))
@@ -137,26 +137,16 @@ async def test_ambiguous_start_runs_the_handler_once(effects: Settings, dev_env:
     assert await scalar(effects, "SELECT count(*) FROM effects WHERE job_id::text = ANY(%s)", [ids]) == 5
 
 
-def _pg_ctl(action: str) -> None:
-    clusters = glob.glob("/etc/postgresql/*/main")
-    if not clusters:
-        pytest.skip("no local PostgreSQL cluster to stop")
-    version = clusters[0].split("/")[3]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action, "-m", "fast"], check=True, timeout=60
-    )
-
-
-async def test_both_engines_down_raises_and_writes_nothing(effects: Settings) -> None:
+async def test_both_engines_down_raises_and_writes_nothing(own_postgres: PgCluster, effects: Settings) -> None:
     """With Temporal refusing connections and PostgreSQL stopped, schedule_job raises a typed error."""
     conf = failover_settings(effects, f"127.0.0.1:{free_port()}", circuit_call_timeout=0.5)
     async with FailoverRunner(conf, registry) as runner:
-        await asyncio.to_thread(_pg_ctl, "stop")
+        await asyncio.to_thread(own_postgres.stop)
         try:
             with pytest.raises(EngineUnavailableError):
                 await runner.schedule_job("effect", {}, tenant_id="t-down")
         finally:
-            await asyncio.to_thread(_pg_ctl, "start")
+            await asyncio.to_thread(own_postgres.start)
     assert (
         await eventually(
             lambda: scalar(effects, "SELECT count(*) FROM jobs WHERE tenant = 't-down'"), lambda n: n == 0, within=30
@@ -166,20 +156,20 @@ async def test_both_engines_down_raises_and_writes_nothing(effects: Settings) ->
 
 
 async def test_postgres_down_with_temporal_up_raises_and_runs_nothing(
-    effects: Settings, dev_env: WorkflowEnvironment
+    own_postgres: PgCluster, effects: Settings, dev_env: WorkflowEnvironment
 ) -> None:
     """The row is the commit point: its insert fails, the call raises, the started workflow never runs the job."""
     queue = f"q-{uuid.uuid4()}"
     conf = failover_settings(effects, dev_env.client.service_client.config.target_host, temporal_task_queue=queue)
     async with FailoverRunner(conf, registry) as runner:
-        runner.temporal._require_records().row_wait = 1.0
-        await runner.temporal.start()
-        await asyncio.to_thread(_pg_ctl, "stop")
+        temporal_engine(runner).records.row_wait = 1.0
+        await runner.start(only=RunnerType.TEMPORAL)
+        await asyncio.to_thread(own_postgres.stop)
         try:
             with pytest.raises(EngineUnavailableError, match="PostgreSQL"):
                 await runner.schedule_job("effect", {}, tenant_id="t-pg-down")
         finally:
-            await asyncio.to_thread(_pg_ctl, "start")
+            await asyncio.to_thread(own_postgres.start)
         assert runner.circuit_state is CircuitState.CLOSED  # Temporal answered; only PostgreSQL failed
 
         async def started() -> list[str]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import glob
 import signal
 import subprocess
 from typing import Any
 
-import pytest
-
 from algajobs import JobStatus, PostgresRunner, Settings
 from tests.faults.conftest import WorkerFactory, scalar
+from tests.faults.pgcluster import PgCluster
 from tests.helpers import eventually
 
 
@@ -79,27 +77,15 @@ async def test_sigterm_past_grace_hands_jobs_back(
     assert [(j.status, j.attempts) for j in jobs] == [(JobStatus.QUEUED, 0)] * 3
 
 
-def _pg_ctl(action: str) -> None:
-    clusters = glob.glob("/etc/postgresql/*/main")
-    if not clusters:
-        pytest.skip("no local PostgreSQL cluster to restart")
-    version = clusters[0].split("/")[3]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action, "-m", "fast"],
-        check=True,
-        timeout=60,
-    )
-
-
 async def test_worker_survives_postgres_restart(
-    effects_runner: PostgresRunner, spawn_worker: WorkerFactory, settings: Settings
+    own_postgres: PgCluster, effects_runner: PostgresRunner, spawn_worker: WorkerFactory, own_settings: Settings
 ) -> None:
     """A running worker reconnects after PostgreSQL restarts; every job completes exactly once."""
     spawn_worker(JOB_WORKER_CONCURRENCY=10)
     for _ in range(40):
         await effects_runner.schedule_job("effect", {"sleep": 0.2}, tenant_id="t1")
-    await wait_started(settings, 5)
-    await asyncio.to_thread(_pg_ctl, "restart")
+    await wait_started(own_settings, 5)
+    await asyncio.to_thread(own_postgres.restart)
     for _ in range(40):
         await effects_runner.schedule_job("effect", {"sleep": 0.05}, tenant_id="t1")
     await eventually(
@@ -108,7 +94,7 @@ async def test_worker_survives_postgres_restart(
         within=60,
         interval=0.2,
     )
-    assert await scalar(settings, "SELECT count(*) FROM effects") == 80
+    assert await scalar(own_settings, "SELECT count(*) FROM effects") == 80
 
 
 async def test_three_workers_fire_each_tick_once(
