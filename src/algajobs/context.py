@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -48,6 +49,7 @@ class JobContext:
         self._reporter = reporter
         self._cancelled = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._interrupt: Callable[[], object] | None = None
         self.cancel_reason: str | None = None
 
     @property
@@ -56,10 +58,16 @@ class JobContext:
         return self._cancelled.is_set()
 
     def request_cancel(self, reason: str | None = None) -> None:
-        """Mark the job cancelled (called by the engine, not by handlers)."""
+        """Mark the job cancelled and interrupt an async handler (called by the engine, not by handlers)."""
         if not self._cancelled.is_set():
             self.cancel_reason = reason
             self._cancelled.set()
+            if self._interrupt is not None:
+                self._interrupt()
+
+    def interrupt_with(self, interrupt: Callable[[], object]) -> None:
+        """Set how a cancel request interrupts the running handler (called by the engine)."""
+        self._interrupt = interrupt
 
     def raise_if_cancelled(self) -> None:
         """Raise :class:`JobCancelledError` if cancellation was requested."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,9 +55,19 @@ class HandlerTimeoutError(TimeoutError):
 
 async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outcome:
     """Run the handler under its timeout and classify the result; never raises."""
-    timeout = definition.timeout.total_seconds()
+    handler = asyncio.ensure_future(definition.invoke(ctx, data))
+    if definition.is_async:
+        # As on Temporal, a cancel interrupts an async handler at once; a plain
+        # ``def`` runs in a thread that cannot be interrupted and sees the flag only.
+        ctx.interrupt_with(handler.cancel)
     try:
-        result = await asyncio.wait_for(_interruptible(definition, ctx, data), timeout)
+        async with asyncio.timeout(definition.timeout.total_seconds()):
+            result = await handler
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this worker task itself is being cancelled, not the job
+        return Cancelled(ctx.cancel_reason or "cancelled")
     except JobCancelledError as exc:
         return Cancelled(str(exc) or "cancelled")
     except TimeoutError:
@@ -76,33 +85,6 @@ async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outc
         return Completed(json.dumps(result, separators=(",", ":")))
     except (TypeError, ValueError) as exc:
         return Failed(TypeError(f"handler result is not JSON-serializable: {exc}"), retryable=False)
-
-
-async def _interruptible(definition: JobDefinition, ctx: JobContext, data: Any) -> Any:
-    """Run the handler; a cancel request interrupts an async one at once, as on Temporal.
-
-    A plain ``def`` handler runs in a thread that cannot be interrupted: it
-    sees ``ctx.cancelled`` and its job ends when the function returns.
-    """
-    handler = asyncio.ensure_future(definition.invoke(ctx, data))
-    if not definition.is_async:
-        return await handler
-    cancel_requested = asyncio.ensure_future(ctx.wait_cancelled())
-    try:
-        await asyncio.wait({handler, cancel_requested}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        handler.cancel()
-        raise
-    finally:
-        cancel_requested.cancel()
-    if not handler.done():
-        handler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await handler
-        if not handler.cancelled() and handler.exception() is None:
-            return handler.result()  # it finished while being cancelled: its result stands
-        raise JobCancelledError(ctx.cancel_reason or "cancelled")
-    return handler.result()
 
 
 def _human(delta: timedelta) -> str:
