@@ -2,7 +2,10 @@
 
 - time from Temporal's death to the circuit opening, under a steady stream of
   ``schedule_job`` calls (one every 10 ms);
-- ``schedule_job`` latency p50/p99 while the circuit is open (PostgreSQL only).
+- ``schedule_job`` latency p50/p99 while the circuit is open (PostgreSQL only);
+- bursts of 200 and 1,000 concurrent ``schedule_job`` calls on a healthy
+  cluster: the share routed to PostgreSQL (a busy cluster is not a dead one)
+  and whether the circuit stayed closed.
 
 Run: ``python bench/failover.py [--samples 1000]``.
 """
@@ -21,7 +24,7 @@ import uuid
 
 from temporalio.client import Client
 
-from algajobs import FailoverRunner, JobContext, JobRegistry, Settings
+from algajobs import FailoverRunner, JobContext, JobRegistry, RunnerType, Settings
 from algajobs.circuit import CircuitState
 from algajobs.testing import temporal_cli_path
 
@@ -79,6 +82,10 @@ async def main() -> None:
             f"{settings.circuit_call_timeout.total_seconds()}s, cool-down {settings.circuit_cool_down.total_seconds()}s"
         )
         try:
+            bursts = []
+            for size in (200, 1000):
+                async with FailoverRunner(settings, registry) as runner:  # a fresh breaker per burst
+                    bursts.append(await burst(runner, size))
             async with FailoverRunner(settings, registry) as runner:
                 for _ in range(50):
                     await runner.schedule_job("noop", {}, tenant_id="bench")
@@ -101,6 +108,29 @@ async def main() -> None:
                 server.kill()
     print(f"time from Temporal's death to circuit open: {opened * 1000:.0f} ms (target < 2000 ms)")
     print(f"schedule_job while open: p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms (target p99 < 50 ms)")
+    for line in bursts:
+        print(line)
+
+
+async def burst(runner: FailoverRunner, size: int) -> str:
+    """Fire ``size`` concurrent calls at a healthy cluster; report the PostgreSQL share and the circuit."""
+    timings: list[float] = []
+
+    async def one() -> RunnerType:
+        started = time.perf_counter()
+        result = await runner.schedule_job("noop", {}, tenant_id="bench")
+        timings.append((time.perf_counter() - started) * 1000)
+        return result.runner_type
+
+    started = time.perf_counter()
+    engines = await asyncio.gather(*(one() for _ in range(size)))
+    took = time.perf_counter() - started
+    share = sum(e is RunnerType.POSTGRES for e in engines) / size
+    state = runner.circuit_state
+    return (
+        f"burst of {size} on a healthy cluster: {share:.0%} to PostgreSQL, circuit {state}, "
+        f"{took:.2f} s, call p50 {pct(timings, 50):.0f} ms, p99 {pct(timings, 99):.0f} ms (target: 0%, closed)"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ validated job, register a recurring one, stop a cancelled one, report its
 health, run a worker. Admission answers with a value, never a callback::
 
     Accepted(result)    the engine has the job (or an existing job won: result.created is False)
-    Refused(reason)     the engine certainly did not start it
+    Refused(reason)     the engine certainly did not start it (``busy``: up, but no capacity now)
     Ambiguous(reason)   the engine may have started it (an answer was lost)
 
 The routing policy (``routing.py``) decides what a refusal means: hand the
@@ -38,6 +38,8 @@ class Refused:
     """The engine answered no: nothing started. Any row written for the job may be handed on."""
 
     reason: str
+    busy: bool = False
+    """The engine is up but had no capacity for this call within its bound (not a sign of an outage)."""
 
 
 @dataclass(frozen=True)

@@ -151,11 +151,18 @@ class Failover:
             case Accepted(result):
                 self.breaker.record_success()
                 return result
-            case Refused(reason) | Ambiguous(reason):
-                self.breaker.record_failure()
-                owner = await self._store.hand_over(request, reason)
-                log.warning("job %s handed to %s: %s", request.job_id, self.fallback.kind, reason)
-                return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=owner)
+            case Refused(reason, busy=busy):
+                if not busy:  # a call we held back for capacity says nothing about Temporal's health
+                    self.breaker.record_failure()
+                return await self._hand_over(request, reason)
+            case Ambiguous(reason):
+                self.breaker.record_failure(timed_out=True)
+                return await self._hand_over(request, reason)
+
+    async def _hand_over(self, request: JobRequest, reason: str) -> ScheduleResult:
+        owner = await self._store.hand_over(request, reason)
+        log.warning("job %s handed to %s: %s", request.job_id, self.fallback.kind, reason)
+        return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=owner)
 
     async def _on_fallback(self, request: JobRequest) -> ScheduleResult:
         with schedule_span(request.name, request.tenant_id, self.fallback.kind):

@@ -116,6 +116,8 @@ class Runner:
             CircuitConfig(
                 failure_threshold=self.settings.circuit_failure_threshold,
                 cool_down=self.settings.circuit_cool_down.total_seconds(),
+                # A timeout within one call bound of a success means busy, not down.
+                busy_window=self.settings.circuit_call_timeout.total_seconds(),
             ),
             on_change=_export_transition,
         )

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     """Time the circuit stays open before a probe call (``JOB_CIRCUIT_COOL_DOWN``, seconds)."""
     pool_size: int = Field(default=10, ge=2, le=200, validation_alias=_env("pool_size", "JOB_DB_POOL_SIZE"))
     """Connections per process (``JOB_DB_POOL_SIZE``)."""
+    temporal_start_concurrency: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("temporal_start_concurrency", "JOB_TEMPORAL_START_CONCURRENCY"),
+    )
+    """Workflow starts in flight per process (``JOB_TEMPORAL_START_CONCURRENCY``); more wait their
+    turn within the call bound, so a burst queues here instead of timing out at the cluster."""
     db_retry_deadline: timedelta = Field(
         default=timedelta(seconds=10), validation_alias=_env("db_retry_deadline", "JOB_DB_RETRY_SECONDS")
     )

@@ -149,3 +149,26 @@ def test_workflows_never_import_the_fallback() -> None:
     """Workflows stay sandbox-small: no PostgreSQL engine, no database driver."""
     imports = _imports("workflows")
     assert not any("fallback" in name or name.startswith("psycopg") for name in imports), imports
+
+
+def test_timeouts_soon_after_a_success_mean_busy_not_down(clock: Clock) -> None:
+    """A timeout within busy_window of a success is not counted; refusals and later timeouts are."""
+    breaker = CircuitBreaker(CircuitConfig(failure_threshold=2, cool_down=10.0, busy_window=1.0), clock=clock)
+    breaker.record_success()
+    clock.now += 0.5
+    for _ in range(5):
+        breaker.record_failure(timed_out=True)
+    assert breaker.state is CircuitState.CLOSED
+    breaker.record_failure()  # a refusal always counts
+    breaker.record_failure()
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_timeouts_long_after_the_last_success_open_the_circuit(clock: Clock) -> None:
+    """Once the last success is older than busy_window, timeouts count as usual."""
+    breaker = CircuitBreaker(CircuitConfig(failure_threshold=2, cool_down=10.0, busy_window=1.0), clock=clock)
+    breaker.record_success()
+    clock.now += 1.5
+    breaker.record_failure(timed_out=True)
+    breaker.record_failure(timed_out=True)
+    assert breaker.state is CircuitState.OPEN

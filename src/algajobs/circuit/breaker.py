@@ -4,6 +4,10 @@
 - **open**: calls are refused (callers fall back) until ``cool_down`` has passed.
 - **half-open**: up to ``half_open_probes`` calls go through as probes; a
   success closes the circuit, a failure opens it again for another cool-down.
+
+A busy engine is not a dead one: a *timeout* within ``busy_window`` seconds of
+a success does not count towards opening (the engine is answering, just not
+fast enough for this call); a refusal always counts.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ class CircuitConfig:
     cool_down: float = 5.0
     """Seconds the circuit stays open before letting a probe through."""
     half_open_probes: int = 1
+    busy_window: float = 0.0
+    """Seconds after a success during which a timeout means busy, not down."""
 
     def __post_init__(self) -> None:
-        if self.failure_threshold < 1 or self.half_open_probes < 1 or self.cool_down < 0:
-            raise ValueError("failure_threshold and half_open_probes must be >= 1, cool_down >= 0")
+        if self.failure_threshold < 1 or self.half_open_probes < 1 or self.cool_down < 0 or self.busy_window < 0:
+            raise ValueError("failure_threshold and half_open_probes must be >= 1, cool_down and busy_window >= 0")
 
 
 Listener = Callable[[CircuitState, CircuitState], None]
@@ -59,6 +65,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probes = 0
+        self._last_success: float | None = None
 
     @property
     def state(self) -> CircuitState:
@@ -89,11 +96,19 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """A call succeeded: reset failures; a half-open circuit closes."""
         self._failures = 0
+        self._last_success = self._clock()
         if self._state is not CircuitState.CLOSED:
             self._move(CircuitState.CLOSED)
 
-    def record_failure(self) -> None:
-        """A call failed: count it; at the threshold (or any half-open failure) open."""
+    def record_failure(self, *, timed_out: bool = False) -> None:
+        """A call failed: count it; at the threshold (or any half-open failure) open.
+
+        A timeout soon after a success (within ``busy_window``) is not counted
+        while closed: the engine answers, it is only busy.
+        """
+        recent = self._last_success is not None and self._clock() - self._last_success < self.config.busy_window
+        if timed_out and recent and self._state is CircuitState.CLOSED:
+            return
         self._failures += 1
         if self._state is CircuitState.HALF_OPEN or (
             self._state is CircuitState.CLOSED and self._failures >= self.config.failure_threshold

@@ -72,6 +72,7 @@ class TemporalEngine:
         self._given = None if client is None else with_converter(client)
         self._client: Client | None = self._given
         self._worker_client: Client | None = self._given
+        self._start_slots = asyncio.Semaphore(settings.temporal_start_concurrency)
         self.records = TemporalRecords(db, row_wait=settings.temporal_row_wait.total_seconds())
         self._worker = SupervisedWorker(self._eager_client, settings, JobActivities(store, self.records, registry))
 
@@ -146,7 +147,27 @@ class TemporalEngine:
         )
 
     async def start_workflow(self, request: JobRequest, within: float | None = None) -> Refused | Ambiguous | None:
-        """Start the job's workflow within ``within`` s; None when started (now or by an earlier try)."""
+        """Start the job's workflow within ``within`` s; None when started (now or by an earlier try).
+
+        At most ``JOB_TEMPORAL_START_CONCURRENCY`` starts are in flight: a burst
+        waits for a slot here, and a call that gets none in time is refused as
+        ``busy`` (nothing was sent), which the breaker does not count as an outage.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(within):
+                await self._start_slots.acquire()
+        except TimeoutError:
+            limit = self._settings.temporal_start_concurrency
+            return Refused(f"Temporal start held back: {limit} starts in flight for {within:g}s", busy=True)
+        try:
+            remaining = None if within is None else max(within - (loop.time() - started), 0.001)
+            return await self._start_once(request, remaining)
+        finally:
+            self._start_slots.release()
+
+    async def _start_once(self, request: JobRequest, within: float | None) -> Refused | Ambiguous | None:
         try:
             await asyncio.wait_for(
                 self.client.start_workflow(
