@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -330,3 +333,29 @@ async def test_a_refused_start_withdraws_the_row_and_raises(
         with pytest.raises(EngineUnavailableError, match="not accepted"):
             await runner.schedule_job("record", 1, tenant_id="t1")
         assert await runner.list_jobs(tenant_id="t1") == []
+
+
+async def test_cancel_of_a_plain_handler_waits_for_its_thread(runner: TemporalRunner, registry: JobRegistry) -> None:
+    """A plain def handler can only be asked: its row stays processing until the function returns."""
+    seen_while_winding_down: list[str] = []
+    running = threading.Event()
+    conf = runner.settings
+
+    @registry.handler("plain-loop")
+    def plain_loop(ctx: JobContext, data: Any) -> None:
+        running.set()
+        for _ in range(500):  # bounded: 5 s at most
+            if ctx.cancelled:
+                time.sleep(0.5)  # winding down takes a while: long enough for a premature 'cancelled' to land
+                with psycopg.connect(conf.database_url, options=f"-c search_path={conf.schema_name}") as conn:
+                    row = conn.execute("SELECT status FROM jobs WHERE job_id = %s", [ctx.job_id]).fetchone()
+                seen_while_winding_down.append(str(row[0]) if row else "missing")
+                return
+            time.sleep(0.01)
+
+    job = await runner.schedule_job("plain-loop", None, tenant_id="t1")
+    await asyncio.to_thread(running.wait, 10)
+    assert await runner.cancel_job(job.job_id, tenant_id="t1")
+    await handle_of(runner, job.job_id).result()
+    assert seen_while_winding_down == ["processing"]
+    assert (await runner.get_job_status(job.job_id, tenant_id="t1")).status is JobStatus.CANCELLED

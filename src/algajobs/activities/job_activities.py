@@ -83,10 +83,15 @@ class JobActivities:
             _heartbeating(),
         ):
             started = time.perf_counter()
+            handler = asyncio.ensure_future(definition.invoke(ctx, job.data))
             try:
-                result = await definition.invoke(ctx, job.data)
+                # A plain def runs in a thread nothing can interrupt: shielded, so a cancel only asks.
+                result = await (handler if definition.is_async else asyncio.shield(handler))
             except asyncio.CancelledError:
                 ctx.request_cancel("cancel requested")
+                if not definition.is_async:
+                    # The job is not over while its thread runs: report cancelled only once it returns.
+                    await asyncio.wait([handler])
                 raise
             except JobCancelledError as exc:
                 raise ApplicationError(str(exc), type=CANCELLED_ERROR_TYPE, non_retryable=True) from None
