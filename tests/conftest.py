@@ -12,6 +12,16 @@ from psycopg import sql
 from algajobs import JobRegistry, PostgresRunner, Settings, migrate
 from tests.helpers import DSN
 
+_TIERS = ("unit", "integration", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder), so ``-m unit`` or ``-m "not faults"`` picks a tier."""
+    for item in items:
+        tier = next((t for t in _TIERS if f"tests/{t}/" in item.path.as_posix()), None)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
+
 
 @pytest.fixture
 async def settings() -> AsyncIterator[Settings]:

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     """Workflow starts in flight per process (``JOB_TEMPORAL_START_CONCURRENCY``); more wait their
     turn within the call bound, so a burst queues here instead of timing out at the cluster."""
     db_retry_deadline: timedelta = Field(
-        default=timedelta(seconds=10), validation_alias=_env("db_retry_deadline", "JOB_DB_RETRY_SECONDS")
+        default=timedelta(seconds=5), validation_alias=_env("db_retry_deadline", "JOB_DB_RETRY_SECONDS")
     )
     """How long a database call retries transient errors before raising ``EngineUnavailableError``
     (``JOB_DB_RETRY_SECONDS``): long enough to ride out a server restart."""

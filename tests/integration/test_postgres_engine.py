@@ -56,10 +56,12 @@ async def test_plain_handlers_run_off_the_loop(runner: PostgresRunner, seen: lis
 async def test_delayed_job_waits_for_its_time(runner: PostgresRunner, seen: list[Any]) -> None:
     """schedule_job_at holds the job until run_at, then runs it promptly."""
     await runner.start()
-    run_at = datetime.now(UTC) + timedelta(seconds=1)
+    run_at = datetime.now(UTC) + timedelta(seconds=2)
     result = await runner.schedule_job_at("record", "later", run_at, tenant_id="t1")
-    await asyncio.sleep(0.3)
-    assert (await runner.get_job_status(result.job_id, tenant_id="t1")).status is JobStatus.QUEUED
+    # A job due now runs first: proof the worker is fetching while the delayed one waits.
+    await finished(runner, (await runner.schedule_job("record", "now", tenant_id="t1")).job_id)
+    if datetime.now(UTC) < run_at:
+        assert (await runner.get_job_status(result.job_id, tenant_id="t1")).status is JobStatus.QUEUED
     info = await finished(runner, result.job_id)
     assert info.started_at is not None and info.started_at >= run_at
 
@@ -142,10 +144,11 @@ async def test_cancel_queued_job_at_once(runner: PostgresRunner, seen: list[Any]
     """A queued job is cancelled immediately and never runs."""
     result = await runner.schedule_job("record", 1, tenant_id="t1")
     assert await runner.cancel_job(result.job_id, tenant_id="t1")
+    after = await runner.schedule_job("record", 2, tenant_id="t1")
     await runner.start()
-    await asyncio.sleep(0.3)
+    await finished(runner, after.job_id)  # the worker got past the cancelled job
     assert (await runner.get_job_status(result.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
-    assert seen == []
+    assert [data for _, data in seen] == [2]
     assert not await runner.cancel_job(result.job_id, tenant_id="t1")
 
 
