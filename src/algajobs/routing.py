@@ -146,6 +146,28 @@ class Failover:
             case Refused(reason) | Ambiguous(reason):
                 raise EngineUnavailableError(reason)
 
+    async def fail_back(self, request: JobRequest, spec: ScheduleSpec) -> bool:
+        """Move a recurring job registered on PostgreSQL during an outage back to Temporal; True if moved.
+
+        Registering adopts a Schedule a late answer left behind (same
+        deterministic id); the PostgreSQL twin is retired only once Temporal
+        has it, so at every moment one engine owns the schedule.
+        """
+        if not self.breaker.allow():
+            return False
+        try:
+            match await self.primary.register_recurring(request, spec, within=self.bound):
+                case Accepted():
+                    self.breaker.record_success()
+                    await self._store.retire_postgres_schedule(request.tenant_id, request.name, request.singleton_key)
+                    return True
+                case Refused(reason) | Ambiguous(reason):
+                    self.breaker.record_failure()
+                    log.info("recurring job %s stays on PostgreSQL for now: %s", request.name, reason)
+                    return False
+        finally:
+            self.breaker.release()
+
     async def _settle(self, request: JobRequest, admission: Admission) -> ScheduleResult:
         match admission:
             case Accepted(result):

@@ -11,6 +11,7 @@ Temporal-only and failover are configurations of this class
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
@@ -33,9 +34,11 @@ from .routing import Direct, Failover, Routing
 from .schedule_spec import ScheduleSpec
 from .settings import Settings
 from .store import JobStore
+from .supervisor import Supervisor
 from .telemetry import CIRCUIT_TRANSITIONS
 from .temporal.engine import TemporalEngine
 
+log = logging.getLogger("algajobs.runner")
 MAX_BATCH = 10_000
 _HEALTH_WAIT = 2.0
 
@@ -85,6 +88,7 @@ class Runner:
         self._store: JobStore | None = None
         self._engines: dict[RunnerType, Engine] = {}
         self._routing: Routing | None = None
+        self._loops: Supervisor | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -149,10 +153,16 @@ class Runner:
         for kind, engine in engines.items():
             if only is None or kind is only:
                 await engine.start_worker()
+        if isinstance(self._routing, Failover) and only is None and self._loops is None:
+            self._loops = Supervisor()
+            self._loops.start("failback", self._fail_back_loop)
         self.state = RunnerState.PROCESSING
 
     async def stop(self) -> None:
         """Stop processing: running jobs finish within the grace period or are handed back."""
+        loops, self._loops = self._loops, None
+        if loops is not None:
+            await loops.stop()
         for engine in self._engines.values():
             await engine.stop_worker()
         if self.state is RunnerState.PROCESSING:
@@ -237,6 +247,38 @@ class Runner:
             singleton_key=singleton_key, priority=priority,
         )  # fmt: skip
         return await self._require_routing().register_recurring(request, spec)
+
+    async def fail_back_schedules(self) -> int:
+        """Move recurring jobs registered on PostgreSQL during an outage back to Temporal; return how many.
+
+        A failover worker does this on its own every ``JOB_CIRCUIT_COOL_DOWN``
+        while the circuit is closed, so nobody has to register them again.
+        """
+        routing = self._require_routing()
+        if not isinstance(routing, Failover):
+            return 0
+        moved = 0
+        for row in await self.store.live_postgres_schedules():
+            try:
+                spec = ScheduleSpec.parse(row["spec"])
+                request = scheduling.prepare(
+                    self.registry, self.settings, row["type"], row["data"], tenant_id=row["tenant"],
+                    user_id=row["user_id"], singleton_key=row["singleton_key"] or None, priority=row["priority"],
+                )  # fmt: skip
+            except ValidationError as exc:  # e.g. a handler this process does not register
+                log.info("recurring %s of %s stays on PostgreSQL: %s", row["type"], row["tenant"], exc)
+                continue
+            if not await routing.fail_back(request, spec):
+                break  # Temporal is not answering: try again next round
+            moved += 1
+        return moved
+
+    async def _fail_back_loop(self) -> None:
+        pause = self.settings.circuit_cool_down.total_seconds()
+        while True:
+            await asyncio.sleep(pause)
+            if self.circuit_state is CircuitState.CLOSED:
+                await self.fail_back_schedules()
 
     async def cancel_job(self, job_id: Any, *, tenant_id: str, cancelled_by: str | None = None) -> bool:
         """Cancel: queued at once, running cooperatively, recurring removed; False if already finished.

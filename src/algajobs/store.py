@@ -222,6 +222,10 @@ class JobStore:
         params = {"tenant": tenant_id, "type": name, "singleton_key": singleton_key or ""}
         await self._execute("retire_postgres_schedule", params)
 
+    async def live_postgres_schedules(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Recurring jobs that live on PostgreSQL: (tenant, type, singleton_key, spec, data, priority, user_id)."""
+        return await self._execute("live_postgres_schedules", {"limit": limit})
+
     async def retire_temporal_schedule(self, tenant_id: str, name: str, singleton_key: str | None) -> None:
         """Deactivate the Temporal twin of a recurring job now registered on PostgreSQL (its runs then skip)."""
         params = {"tenant": tenant_id, "type": name, "singleton_key": singleton_key or ""}

@@ -11,7 +11,10 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from algajobs import JobRegistry, JobStatus, RunnerType, Settings, TemporalRunner
+from algajobs import FailoverRunner, JobRegistry, JobStatus, RunnerType, Settings, TemporalRunner, scheduling
+from algajobs.engine import Accepted
+from algajobs.schedule_spec import ScheduleSpec
+from algajobs.temporal.ids import schedule_id_for
 from algajobs.testing import temporal_cli_path
 from tests.helpers import eventually, temporal_engine
 from tests.integration.jobs import register_all
@@ -102,3 +105,27 @@ async def test_a_schedule_moved_to_postgres_stops_running_jobs(runner: TemporalR
     assert all("not active" in e for e in errors)
     assert await fired_rows(runner, schedule.job_id) == []
     await handle.delete()
+
+
+async def test_outage_time_schedules_fail_back_to_temporal(
+    dev_env: WorkflowEnvironment, settings: Settings, registry: JobRegistry
+) -> None:
+    """A recurring job registered on PostgreSQL during an outage moves to Temporal once it answers, by itself."""
+    register_all(registry, [])
+    conf = settings.model_copy(update={"runner_type": RunnerType.TEMPORAL, "temporal_task_queue": f"q-{uuid.uuid4()}"})
+    async with FailoverRunner(conf, registry, client=dev_env.client) as runner:
+        # What registering during an outage leaves: a schedule on the PostgreSQL engine only.
+        request = scheduling.prepare(registry, conf, "record", "a", tenant_id="t1", singleton_key="k")
+        outage = await runner.engine(RunnerType.POSTGRES).register_recurring(request, ScheduleSpec.parse("1 hour"))
+        assert isinstance(outage, Accepted)
+        assert await runner.fail_back_schedules() == 1
+        assert await runner.fail_back_schedules() == 0  # nothing left to move
+        moved = await runner.get_job_status(outage.result.job_id, tenant_id="t1")
+        assert (moved.status, moved.error) == (JobStatus.CANCELLED, "moved back to Temporal")
+        live = await runner.list_jobs(tenant_id="t1", status=JobStatus.ACTIVE)
+        assert [(j.runner_type, j.external_id) for j in live] == [
+            (RunnerType.TEMPORAL, schedule_id_for("t1", "record", "k"))
+        ]
+        described = await dev_env.client.get_schedule_handle(schedule_id_for("t1", "record", "k")).describe()
+        assert described.id == schedule_id_for("t1", "record", "k")
+        assert await runner.cancel_job(live[0].job_id, tenant_id="t1")

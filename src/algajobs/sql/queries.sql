@@ -334,6 +334,15 @@ SET status = 'cancelled', completed_at = now(), updated_at = now(), error = 'mov
 WHERE tenant = %(tenant)s AND type = %(type)s AND runner_type = 'temporal' AND status = 'active'
   AND coalesce(metadata ->> 'singleton_key', '') = %(singleton_key)s;
 
+-- name: live_postgres_schedules
+-- Recurring jobs living on PostgreSQL (registered during an outage), for failback to Temporal.
+SELECT s.tenant, s.type, s.singleton_key, s.spec, s.data, s.priority, s.user_id
+FROM schedules AS s
+JOIN jobs AS j ON j.tenant = s.tenant AND j.job_id = s.schedule_id
+WHERE j.status = 'active'
+ORDER BY s.next_run_at
+LIMIT %(limit)s;
+
 -- name: lock_migrations
 -- Migrations of one schema run one process at a time.
 SELECT pg_advisory_xact_lock(hashtextextended('algajobs-migrate:' || %(schema)s, 0));

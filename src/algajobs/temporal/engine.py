@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from temporalio.client import (
     Client,
@@ -26,7 +27,7 @@ from ..activities.records import TemporalRecords
 from ..db import Database
 from ..engine import Accepted, Admission, Ambiguous, Refused
 from ..enums import JobStatus, RunnerType
-from ..errors import RunnerStateError
+from ..errors import AlgaJobsError, RunnerStateError
 from ..models import EngineHealth, ScheduleResult
 from ..registry import JobRegistry
 from ..schedule_spec import ScheduleSpec, SpecKind
@@ -212,7 +213,20 @@ class TemporalEngine:
             return Ambiguous(f"Temporal did not answer for schedule {schedule_id} within {within:g}s")
         except (RPCError, RuntimeError) as exc:
             return Refused(f"Temporal did not accept schedule {schedule_id}: {exc}")
-        created = await self.records.upsert_schedule(
+        try:
+            created = await self._write_schedule_row(request, spec, schedule_id, row_id)
+        except AlgaJobsError:
+            # Never leave an untracked Schedule: without its active row it must not exist either.
+            await self._delete_schedule(schedule_id, within)
+            raise
+        return Accepted(
+            ScheduleResult(job_id=row_id, external_id=schedule_id, runner_type=RunnerType.TEMPORAL, created=created)
+        )
+
+    async def _write_schedule_row(
+        self, request: JobRequest, spec: ScheduleSpec, schedule_id: str, row_id: UUID
+    ) -> bool:
+        return await self.records.upsert_schedule(
             tenant_id=request.tenant_id,
             job_id=row_id,
             name=request.name,
@@ -224,9 +238,13 @@ class TemporalEngine:
             schedule_id=schedule_id,
             next_run_at=spec.next_after(datetime.now(UTC)),
         )
-        return Accepted(
-            ScheduleResult(job_id=row_id, external_id=schedule_id, runner_type=RunnerType.TEMPORAL, created=created)
-        )
+
+    async def _delete_schedule(self, schedule_id: str, within: float | None) -> None:
+        try:
+            await asyncio.wait_for(self.client.get_schedule_handle(schedule_id).delete(), within)
+        except (RPCError, RuntimeError, TimeoutError) as exc:
+            # Its runs find no active row and skip; a later registration adopts it.
+            log.warning("Schedule %s left on Temporal without a row: %s", schedule_id, exc or type(exc).__name__)
 
     async def _create_or_update(self, schedule_id: str, schedule: Schedule) -> None:
         try:
