@@ -3,7 +3,9 @@
 One trace per job: ``algajobs.schedule`` (producer) is the root; its context
 travels with the job (``metadata.trace`` on PostgreSQL, the workflow input and
 Temporal's tracing interceptor on Temporal) and parents ``algajobs.execute``
-(consumer) wherever the handler runs. With no SDK configured these are no-ops.
+(consumer) wherever the handler runs. With no tracer provider configured no
+span is even started: the API's no-op spans cost ~20% of a no-op job's time
+on the PostgreSQL engine (measured with cProfile).
 """
 
 from __future__ import annotations
@@ -34,24 +36,33 @@ CIRCUIT_TRANSITIONS = meter.create_counter(
 )
 
 
+def tracing_enabled() -> bool:
+    """True once an application has installed a tracer provider (spans are then worth starting)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 @contextmanager
 def schedule_span(job_name: str, tenant_id: str, engine: RunnerType) -> Iterator[Span]:
     """Span and metrics around accepting one job."""
     started = time.perf_counter()
-    attributes = {"algajobs.job.name": job_name, "algajobs.tenant": tenant_id, "algajobs.engine": engine.value}
-    with tracer.start_as_current_span(
-        f"algajobs.schedule {job_name}", kind=SpanKind.PRODUCER, attributes=attributes
-    ) as span:
-        yield span
+    if tracing_enabled():
+        attributes = {"algajobs.job.name": job_name, "algajobs.tenant": tenant_id, "algajobs.engine": engine.value}
+        with tracer.start_as_current_span(
+            f"algajobs.schedule {job_name}", kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            yield span
+    else:
+        yield trace.INVALID_SPAN
     labels = {"engine": engine.value, "job": job_name}
     JOBS_SCHEDULED.add(1, labels)
     SCHEDULE_DURATION.record(time.perf_counter() - started, labels)
 
 
 def carrier() -> dict[str, str]:
-    """The current trace context as a dict to store with the job."""
+    """The current trace context as a dict to store with the job (empty when not tracing)."""
     out: dict[str, str] = {}
-    propagate.inject(out)
+    if tracing_enabled():
+        propagate.inject(out)
     return out
 
 
@@ -60,6 +71,9 @@ def execute_span(
     job_name: str, job_id: UUID, tenant_id: str, attempt: int, engine: RunnerType, trace_context: dict[str, str] | None
 ) -> Iterator[Span]:
     """Span for one handler attempt, parented by the job's stored trace context."""
+    if not tracing_enabled():
+        yield trace.INVALID_SPAN
+        return
     parent = propagate.extract(trace_context) if trace_context else None
     with tracer.start_as_current_span(f"algajobs.execute {job_name}", context=parent, kind=SpanKind.CONSUMER) as span:
         if span.is_recording():  # per-job hot path: build attributes only when they are kept
