@@ -47,7 +47,8 @@ class JobContext:
         """1 for the first run, 2 for the first retry, and so on."""
         self.user_id = user_id
         self._reporter = reporter
-        self._cancelled = asyncio.Event()
+        self._cancelled = False
+        self._cancel_event: asyncio.Event | None = None  # made only if a handler waits for the cancel
         self._loop = asyncio.get_running_loop()
         self._interrupt: Callable[[], object] | None = None
         self.cancel_reason: str | None = None
@@ -55,13 +56,15 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """True once cancellation was requested; the handler should stop soon."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def request_cancel(self, reason: str | None = None) -> None:
         """Mark the job cancelled and interrupt an async handler (called by the engine, not by handlers)."""
-        if not self._cancelled.is_set():
+        if not self._cancelled:
             self.cancel_reason = reason
-            self._cancelled.set()
+            self._cancelled = True
+            if self._cancel_event is not None:
+                self._cancel_event.set()
             if self._interrupt is not None:
                 self._interrupt()
 
@@ -76,7 +79,11 @@ class JobContext:
 
     async def wait_cancelled(self) -> None:
         """Return once cancellation is requested."""
-        await self._cancelled.wait()
+        if self._cancelled:
+            return
+        if self._cancel_event is None:
+            self._cancel_event = asyncio.Event()
+        await self._cancel_event.wait()
 
     async def report_progress(self, progress: int, message: str | None = None) -> None:
         """Persist progress (an int 0..100) and an optional message; visible in status."""

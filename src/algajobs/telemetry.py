@@ -10,12 +10,14 @@ on the PostgreSQL engine (measured with cProfile).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .enums import JobStatus, RunnerType
@@ -36,8 +38,15 @@ CIRCUIT_TRANSITIONS = meter.create_counter(
 )
 
 
+# The public lookup reads ``os.environ`` on every call while no provider is set
+# (~5 us a job); the global it reads is checked directly, the environment once.
+_PROVIDER_FROM_ENV = OTEL_PYTHON_TRACER_PROVIDER in os.environ
+
+
 def tracing_enabled() -> bool:
     """True once an application has installed a tracer provider (spans are then worth starting)."""
+    if getattr(trace, "_TRACER_PROVIDER", None) is None and not _PROVIDER_FROM_ENV:
+        return False
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
