@@ -68,7 +68,7 @@ class JobContext:
             if self._interrupt is not None:
                 self._interrupt()
 
-    def interrupt_with(self, interrupt: Callable[[], object]) -> None:
+    def interrupt_with(self, interrupt: Callable[[], object] | None) -> None:
         """Set how a cancel request interrupts the running handler (called by the engine)."""
         self._interrupt = interrupt
 

@@ -55,19 +55,27 @@ class HandlerTimeoutError(TimeoutError):
 
 async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outcome:
     """Run the handler under its timeout and classify the result; never raises."""
-    handler = asyncio.ensure_future(definition.invoke(ctx, data))
+    # As on Temporal, a cancel interrupts an async handler at once (the handler
+    # runs in this task: cancelling the task is the interrupt); a plain ``def``
+    # runs in a thread that cannot be interrupted and sees the flag only.
+    task = asyncio.current_task()
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        if task is not None and not interrupted:
+            interrupted = True
+            task.cancel()
+
     if definition.is_async:
-        # As on Temporal, a cancel interrupts an async handler at once; a plain
-        # ``def`` runs in a thread that cannot be interrupted and sees the flag only.
-        ctx.interrupt_with(handler.cancel)
+        ctx.interrupt_with(interrupt)
     try:
         async with asyncio.timeout(definition.timeout.total_seconds()):
-            result = await handler
+            result = await definition.invoke(ctx, data)
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # this worker task itself is being cancelled, not the job
-        return Cancelled(ctx.cancel_reason or "cancelled")
+        if interrupted and task is not None and task.uncancel() == 0:
+            return Cancelled(ctx.cancel_reason or "cancelled")
+        raise  # this task itself is being cancelled, not only the job
     except JobCancelledError as exc:
         return Cancelled(str(exc) or "cancelled")
     except TimeoutError:
@@ -77,6 +85,8 @@ async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outc
         return Failed(exc, retryable=False)  # stored payload no longer fits the model
     except Exception as exc:  # noqa: BLE001 - a handler may raise anything; it is recorded
         return Failed(exc)
+    finally:
+        ctx.interrupt_with(None)  # the handler is over: a late cancel must not hit the bookkeeping
     if ctx.cancelled:
         return Cancelled(ctx.cancel_reason or "cancelled")
     if result is None:

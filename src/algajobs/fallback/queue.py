@@ -24,7 +24,8 @@ class ClaimedJob:
     max_attempts: int
     user_id: str | None
     cancel_requested: bool
-    metadata: dict[str, Any]
+    trace: dict[str, str] | None
+    """The trace context stored when the job was scheduled (None when not traced)."""
 
 
 class QueueOps:
@@ -51,7 +52,7 @@ class QueueOps:
                 max_attempts=r["max_attempts"],
                 user_id=r["user_id"],
                 cancel_requested=r["cancel_requested"],
-                metadata=r["metadata"],
+                trace=r["trace"],
             )
             for r in rows
         ]

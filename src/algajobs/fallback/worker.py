@@ -228,7 +228,7 @@ class PostgresWorker:
                 return
             started = time.perf_counter()
             with execute_span(
-                job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.metadata.get("trace")
+                job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.trace
             ) as span:
                 outcome = await execute(definition, ctx, job.data)
                 record_run(span, RunnerType.POSTGRES, job.name, outcome.status, started, _error_of(outcome))

@@ -49,7 +49,7 @@ SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
 FROM due
 WHERE j.tenant = due.tenant AND j.job_id = due.job_id
 RETURNING j.tenant, j.job_id, j.type, j.data, j.attempts, j.max_attempts, j.user_id,
-          j.cancel_requested, j.metadata;
+          j.cancel_requested, j.metadata -> 'trace' AS trace;
 
 -- name: complete_jobs
 -- Finish a batch of jobs this worker still holds.
