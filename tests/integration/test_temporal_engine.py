@@ -12,8 +12,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -359,3 +360,44 @@ async def test_cancel_of_a_plain_handler_waits_for_its_thread(runner: TemporalRu
     await handle_of(runner, job.job_id).result()
     assert seen_while_winding_down == ["processing"]
     assert (await runner.get_job_status(job.job_id, tenant_id="t1")).status is JobStatus.CANCELLED
+
+
+async def test_another_client_starting_with_the_documented_input_gets_a_row_and_a_run(
+    runner: TemporalRunner, env: WorkflowEnvironment, seen: list[Any]
+) -> None:
+    """{jobId, jobName, tenantId, data} alone (plus unknown fields) runs the job with the registry's options."""
+    job_id = uuid.uuid4()
+    documented = {"jobId": str(job_id), "jobName": "record", "tenantId": "t1", "data": 5, "extra": "ignored"}
+    handle = await env.client.start_workflow(
+        "genericJobWorkflow", documented, id=f"external-{job_id}", task_queue=runner.settings.temporal_task_queue
+    )
+    result = await handle.result()
+    assert result["success"] and result["jobId"] == str(job_id)
+    assert seen == [(job_id, 5)]
+    info = await runner.get_job_status(job_id, tenant_id="t1")
+    assert (info.status, info.runner_type, info.external_id) == (JobStatus.COMPLETED, RunnerType.TEMPORAL, handle.id)
+    assert info.metadata["started_by"] == "temporal client"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"jobName": "record", "data": 1},  # no tenantId
+        {"jobId": "not-a-uuid", "jobName": "record", "tenantId": "t1"},
+        {"jobId": str(uuid.uuid4()), "jobName": "record", "tenantId": "bad tenant!"},
+        {"jobId": str(uuid.uuid4()), "jobName": "no-such-job", "tenantId": "t1"},
+    ],
+)
+async def test_a_malformed_external_start_fails_at_once(
+    runner: TemporalRunner, env: WorkflowEnvironment, bad: dict[str, Any]
+) -> None:
+    """A malformed input or unknown job fails the workflow with a clear, non-retryable error."""
+    handle = await env.client.start_workflow(
+        "genericJobWorkflow", bad, id=f"bad-{uuid.uuid4()}", task_queue=runner.settings.temporal_task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), 30)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.non_retryable
+    assert cause.type in {"MalformedJobInput", "UnknownJobError"}
+    assert await runner.list_jobs(tenant_id="t1") == []

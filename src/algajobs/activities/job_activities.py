@@ -23,9 +23,11 @@ from ..telemetry import execute_span, record_run
 from ..workflows.contracts import (
     ClaimJob,
     ClaimResult,
+    ClaimVerdict,
     CreateJobDetailInput,
     ExecuteJobInput,
     FinishJob,
+    RetrySpec,
     UpdateJobStatusInput,
     UpdateProgressSignal,
 )
@@ -115,10 +117,24 @@ class JobActivities:
         """Claim the job for this run (status ``processing``), or record how the run ended."""
         match update:
             case ClaimJob() as claim:
-                return await self._records.claim(claim)
+                return await self._claim(claim)
             case FinishJob() as finish:
                 await self._records.finish(finish)
                 return None
+
+    async def _claim(self, claim: ClaimJob) -> ClaimResult:
+        if not (claim.want_options or claim.new_row is not None):
+            return await self._records.claim(claim, max_attempts=0)  # the scheduler's row has its own
+        try:
+            definition = self._registry.get(claim.job_name)
+        except UnknownJobError:
+            return ClaimResult(verdict=ClaimVerdict.UNKNOWN_JOB)
+        given = claim.new_row.max_attempts if claim.new_row is not None else None
+        result = await self._records.claim(claim, max_attempts=given or definition.retry.max_attempts)
+        if not claim.want_options:
+            return result
+        options = {"retry": RetrySpec.of(definition.retry), "timeout_seconds": definition.timeout.total_seconds()}
+        return result.model_copy(update=options)
 
     @activity.defn(name="createJobDetail")
     async def create_job_detail(self, detail: CreateJobDetailInput) -> str:

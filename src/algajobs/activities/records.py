@@ -23,20 +23,24 @@ class TemporalRecords:
         self._db = db
         self.row_wait = row_wait
 
-    async def claim(self, claim: ClaimJob) -> ClaimResult:
+    async def claim(self, claim: ClaimJob, *, max_attempts: int) -> ClaimResult:
         """Claim the job for this run unless another engine (or a cancel) got there first.
 
         A fresh job's row is written while its workflow starts, so a claim can
         outrun the insert: a missing row is awaited for ``row_wait`` seconds,
         then reported as ``NO_ROW`` (the scheduling call failed and said so).
+        A run no scheduler wrote a row for (a Schedule's, another client's)
+        creates it; ``max_attempts`` is recorded on such a row.
         """
         job_id = UUID(claim.job_id)
         params = {"tenant": claim.tenant_id, "job_id": job_id, "workflow_id": claim.workflow_id, "run_id": claim.run_id}
-        if claim.scheduled is not None:
-            # The claim writes a scheduled run's row itself: there is nothing to wait for.
-            await self._register_scheduled_run(claim, job_id)
+        if claim.new_row is not None:
+            # No scheduler writes this row: the claim creates it, so there is nothing to wait for.
+            await self._register_run(claim, job_id, max_attempts)
             rows = await self._db.fetch("claim_for_temporal", params)
-            return self._verdict(rows[0]) if rows else ClaimResult(verdict=ClaimVerdict.SCHEDULE_INACTIVE)
+            if rows:
+                return self._verdict(rows[0])
+            return ClaimResult(verdict=ClaimVerdict.SCHEDULE_INACTIVE)
         deadline = time.monotonic() + self.row_wait
         delay = 0.002
         while not (rows := await self._db.fetch("claim_for_temporal", params)):
@@ -71,24 +75,24 @@ class TemporalRecords:
         """Record a Temporal retry attempt."""
         await self._db.execute("set_attempts", {"tenant": tenant_id, "job_id": job_id, "attempts": attempts})
 
-    async def _register_scheduled_run(self, claim: ClaimJob, job_id: UUID) -> None:
-        """Create the jobs row of a run started by a Temporal Schedule."""
-        assert claim.scheduled is not None
-        run = claim.scheduled
-        await self._db.execute(
-            "register_scheduled_run",
-            {
-                "tenant": claim.tenant_id,
-                "job_id": job_id,
-                "type": run.job_name,
-                "user_id": run.user_id,
-                "data": Jsonb(run.data),
-                "max_attempts": run.max_attempts,
-                "schedule_id": UUID(run.schedule_id),
-                "workflow_id": claim.workflow_id,
-                "run_id": claim.run_id,
-            },
-        )
+    async def _register_run(self, claim: ClaimJob, job_id: UUID, max_attempts: int) -> None:
+        """Create the row of a run a Temporal Schedule fired or another client started."""
+        assert claim.new_row is not None
+        run = claim.new_row
+        params = {
+            "tenant": claim.tenant_id,
+            "job_id": job_id,
+            "type": claim.job_name,
+            "user_id": run.user_id,
+            "data": Jsonb(run.data),
+            "max_attempts": max_attempts,
+            "workflow_id": claim.workflow_id,
+            "run_id": claim.run_id,
+        }
+        if run.schedule_id is not None:
+            await self._db.execute("register_scheduled_run", {**params, "schedule_id": UUID(run.schedule_id)})
+        else:
+            await self._db.execute("register_client_run", params)
 
     async def upsert_schedule(
         self,

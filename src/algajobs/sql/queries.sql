@@ -289,6 +289,15 @@ WHERE EXISTS (SELECT 1 FROM jobs
                 AND runner_type = 'temporal' AND status = 'active')
 ON CONFLICT DO NOTHING;
 
+-- name: register_client_run
+-- Another client (TypeScript, Go, the temporal CLI) started genericJobWorkflow:
+-- the run creates its own row. An existing row with that id wins.
+INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, max_attempts,
+                  external_id, external_run_id, metadata)
+VALUES (%(tenant)s, %(job_id)s, %(type)s, 'queued', 'temporal', %(user_id)s, %(data)s,
+        %(max_attempts)s, %(workflow_id)s, %(run_id)s, '{"started_by": "temporal client"}')
+ON CONFLICT DO NOTHING;
+
 -- name: upsert_temporal_schedule
 -- The 'active' row of a Temporal Schedule; its id is derived from (tenant, name, key).
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,

@@ -34,7 +34,7 @@ from ..schedule_spec import ScheduleSpec, SpecKind
 from ..scheduling import JobRequest
 from ..settings import Settings
 from ..store import CancelOutcome, JobStore
-from ..workflows import GenericJobWorkflow
+from ..workflows import WORKFLOW_NAME
 from ..workflows.contracts import CancelJobSignal
 from .connection import connect, with_converter
 from .health import check_temporal
@@ -172,7 +172,7 @@ class TemporalEngine:
         try:
             await asyncio.wait_for(
                 self.client.start_workflow(
-                    GenericJobWorkflow.run,
+                    WORKFLOW_NAME,  # by name: the run takes raw input, validated inside (see generic_job)
                     workflow_input(request),
                     id=workflow_id_for(request.job_id),
                     task_queue=self._settings.temporal_task_queue,
@@ -200,7 +200,7 @@ class TemporalEngine:
         row_id = schedule_row_id(schedule_id)
         schedule = Schedule(
             action=ScheduleActionStartWorkflow(
-                GenericJobWorkflow.run,
+                WORKFLOW_NAME,
                 workflow_input(request, schedule_id=str(row_id)),
                 id=f"alga-scheduled-{row_id}",
                 task_queue=self._settings.temporal_task_queue,

@@ -28,7 +28,6 @@ def schedule_row_id(schedule_id: str) -> uuid.UUID:
 
 def workflow_input(request: JobRequest, *, schedule_id: str | None = None) -> GenericJobInput:
     """The ``genericJobWorkflow`` input for a validated request."""
-    retry = request.definition.retry
     return GenericJobInput(
         job_id=None if schedule_id else str(request.job_id),
         job_name=request.name,
@@ -36,14 +35,9 @@ def workflow_input(request: JobRequest, *, schedule_id: str | None = None) -> Ge
         data=request.data,
         user_id=request.user_id,
         run_at=None if schedule_id else request.run_at,
-        retry=RetrySpec(
-            max_attempts=retry.max_attempts,
-            initial_interval_seconds=retry.initial_interval.total_seconds(),
-            backoff_coefficient=retry.backoff_coefficient,
-            maximum_interval_seconds=retry.maximum_interval.total_seconds(),
-            non_retryable=list(retry.non_retryable_names),
-        ),
+        retry=RetrySpec.of(request.definition.retry),
         timeout_seconds=request.definition.timeout.total_seconds(),
         schedule_id=schedule_id,
         trace_context=carrier(),
+        row_written=schedule_id is None,
     )

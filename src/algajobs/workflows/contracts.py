@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from ..enums import JobStatus, RunnerType
+
+if TYPE_CHECKING:
+    from ..retry import RetryPolicy
 
 
 class Wire(BaseModel):
@@ -37,21 +40,39 @@ class RetrySpec(Wire):
     maximum_interval_seconds: float
     non_retryable: list[str] = []
 
+    @classmethod
+    def of(cls, policy: RetryPolicy) -> RetrySpec:
+        """The wire form of a handler's RetryPolicy."""
+        return cls(
+            max_attempts=policy.max_attempts,
+            initial_interval_seconds=policy.initial_interval.total_seconds(),
+            backoff_coefficient=policy.backoff_coefficient,
+            maximum_interval_seconds=policy.maximum_interval.total_seconds(),
+            non_retryable=list(policy.non_retryable_names),
+        )
+
 
 class GenericJobInput(Wire):
-    """Input of ``genericJobWorkflow``: ``{jobId, jobName, tenantId, data}`` plus run options."""
+    """Input of ``genericJobWorkflow``: ``{jobId, jobName, tenantId, data}`` plus optional run options.
+
+    The documented four fields are enough (unknown fields are ignored): an
+    omitted ``retry`` or ``timeoutSeconds`` comes from the worker's registry.
+    """
 
     job_id: str | None = None
-    """None when a Temporal Schedule starts the run; the id is then derived from the workflow id."""
+    """Derived from the workflow id when absent (a Temporal Schedule's runs, or a caller that omits it)."""
     job_name: str
     tenant_id: str
     data: Any = None
     user_id: str | None = None
     run_at: datetime | None = None
-    retry: RetrySpec
-    timeout_seconds: float
+    retry: RetrySpec | None = None
+    timeout_seconds: float | None = None
     schedule_id: str | None = None
     trace_context: dict[str, str] = {}
+    row_written: bool = False
+    """Set only by algajobs runners: the scheduler writes the job's row (the commit point), so a run
+    that finds none must skip the job. Other clients leave it out and their run creates its row."""
 
 
 class GenericJobResult(Wire):
@@ -101,14 +122,15 @@ class ExecuteJobInput(Wire):
     trace_context: dict[str, str] = {}
 
 
-class ScheduledRun(Wire):
-    """What the claim of a Schedule-fired run needs to create the run's own row."""
+class NewRow(Wire):
+    """What a claim needs to create the run's own row: a Schedule fired it, or another client started it."""
 
-    job_name: str
     data: Any = None
     user_id: str | None = None
-    schedule_id: str
-    max_attempts: int
+    schedule_id: str | None = None
+    """Set for a Schedule's run: its row is created only while the schedule is active."""
+    max_attempts: int | None = None
+    """From the input's retry; None: from the worker's registry."""
 
 
 class ClaimJob(Wire):
@@ -119,8 +141,11 @@ class ClaimJob(Wire):
     tenant_id: str
     workflow_id: str
     run_id: str
-    scheduled: ScheduledRun | None = None
-    """Set only for a run a Temporal Schedule started: its row is created by the claim."""
+    job_name: str = ""
+    new_row: NewRow | None = None
+    """Set when no scheduler wrote the row (a Schedule's run, another client's start): the claim creates it."""
+    want_options: bool = False
+    """The input omitted retry or timeout: answer with the registry's."""
 
 
 class FinishJob(Wire):
@@ -150,6 +175,8 @@ class ClaimVerdict(StrEnum):
     SCHEDULE_INACTIVE = "schedule_inactive"
     """A Schedule fired but its recurring job is not active here (cancelled, moved to PostgreSQL,
     or its registration failed); never run."""
+    UNKNOWN_JOB = "unknown_job"
+    """This worker has no handler under that name (a run another client started); never run."""
 
 
 class ClaimResult(Wire):
@@ -158,6 +185,10 @@ class ClaimResult(Wire):
     verdict: ClaimVerdict
     status: JobStatus | None = None
     runner_type: RunnerType | None = None
+    retry: RetrySpec | None = None
+    """The registry's retry policy, when the claim asked for options."""
+    timeout_seconds: float | None = None
+    """The registry's timeout, when the claim asked for options."""
 
 
 class CreateJobDetailInput(Wire):

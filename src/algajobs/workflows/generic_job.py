@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
@@ -13,7 +13,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    import pydantic
+
+    from .. import validation
     from ..enums import JobStatus
+    from ..errors import AlgaJobsError
     from .contracts import (
         CancelJobSignal,
         ClaimJob,
@@ -25,8 +29,8 @@ with workflow.unsafe.imports_passed_through():
         GenericJobInput,
         GenericJobResult,
         JobState,
+        NewRow,
         RetrySpec,
-        ScheduledRun,
         UpdateProgressSignal,
     )
 
@@ -68,8 +72,9 @@ class GenericJobWorkflow:
         self._cancel: CancelJobSignal | None = None
 
     @workflow.run
-    async def run(self, job: GenericJobInput) -> GenericJobResult:
-        """Run the job once it is due and return its outcome."""
+    async def run(self, raw: dict[str, Any]) -> GenericJobResult:
+        """Run the job once it is due and return its outcome; malformed input fails the run at once."""
+        job = _parse(raw)
         info = workflow.info()
         job_id = job.job_id or str(uuid.uuid5(_SCHEDULED_RUN_NAMESPACE, info.workflow_id))
         self._set(job_id=job_id)
@@ -83,6 +88,10 @@ class GenericJobWorkflow:
 
         claim = await _bookkeeping("updateJobStatus", self._claim_input(job, job_id), ClaimResult, limit=_CLAIM_TIMEOUT)
         match claim.verdict:
+            case ClaimVerdict.UNKNOWN_JOB:
+                raise ApplicationError(
+                    f"no handler registered for job {job.job_name!r}", type="UnknownJobError", non_retryable=True
+                )
             case ClaimVerdict.NO_ROW:
                 # The scheduling call failed to write the row and told its caller so: never run.
                 return self._skipped(job_id, "not run: the job's row was never written (its schedule call failed)")
@@ -94,7 +103,10 @@ class GenericJobWorkflow:
                 return self._skipped(job_id, reason)
 
         self._set(step="running", started_at=workflow.now())
-        timeout = timedelta(seconds=job.timeout_seconds)
+        retry, timeout_seconds = job.retry or claim.retry, job.timeout_seconds or claim.timeout_seconds
+        if retry is None or timeout_seconds is None:  # the claim answers with options whenever asked
+            raise ApplicationError("no retry policy or timeout for this job", non_retryable=True)
+        timeout = timedelta(seconds=timeout_seconds)
         handle = workflow.start_activity(
             "executeJobHandler",
             ExecuteJobInput(
@@ -107,7 +119,7 @@ class GenericJobWorkflow:
             ),
             start_to_close_timeout=timeout,
             heartbeat_timeout=heartbeat_timeout(timeout),
-            retry_policy=temporal_retry(job.retry),
+            retry_policy=temporal_retry(retry),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
@@ -151,21 +163,18 @@ class GenericJobWorkflow:
 
     def _claim_input(self, job: GenericJobInput, job_id: str) -> ClaimJob:
         info = workflow.info()
-        scheduled = None
-        if job.schedule_id is not None:
-            scheduled = ScheduledRun(
-                job_name=job.job_name,
-                data=job.data,
-                user_id=job.user_id,
-                schedule_id=job.schedule_id,
-                max_attempts=job.retry.max_attempts,
-            )
+        new_row = None
+        if not job.row_written:  # a Schedule's run or another client's start: no scheduler wrote the row
+            max_attempts = job.retry.max_attempts if job.retry else None
+            new_row = NewRow(data=job.data, user_id=job.user_id, schedule_id=job.schedule_id, max_attempts=max_attempts)
         return ClaimJob(
             job_id=job_id,
             tenant_id=job.tenant_id,
             workflow_id=info.workflow_id,
             run_id=info.run_id,
-            scheduled=scheduled,
+            job_name=job.job_name,
+            new_row=new_row,
+            want_options=job.retry is None or job.timeout_seconds is None,
         )
 
     def _skipped(self, job_id: str, reason: str) -> GenericJobResult:
@@ -212,6 +221,27 @@ async def _bookkeeping(
         retry_policy=_BOOKKEEPING_RETRY,
     )
     return result
+
+
+def _parse(raw: object) -> GenericJobInput:
+    """The input, validated here so a malformed one fails the run instead of its workflow tasks forever."""
+    try:
+        job = GenericJobInput.model_validate(raw)
+        validation.tenant_id(job.tenant_id)
+        if job.job_id is not None:
+            validation.job_id(job.job_id)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+        raise _malformed(problems) from None
+    except AlgaJobsError as exc:
+        raise _malformed(str(exc)) from None
+    return job
+
+
+def _malformed(problem: str) -> ApplicationError:
+    return ApplicationError(
+        f"malformed genericJobWorkflow input: {problem}", type="MalformedJobInput", non_retryable=True
+    )
 
 
 def _is_cancellation(exc: ActivityError) -> bool:
