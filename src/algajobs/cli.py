@@ -1,4 +1,12 @@
-"""The ``algajobs`` command line: migrate, run a worker, schedule and inspect jobs."""
+"""The ``algajobs`` command line: migrate, run a worker, schedule and inspect jobs.
+
+Errors: stderr gets one line starting ``Error:`` and never a traceback
+(``-v`` logs it). A usage error (unknown command or option, a value its
+option's type refuses, ``--data`` that is not JSON, a ``--registry`` that
+cannot be loaded) exits 2 after click's usage hint. Every other failure
+exits 1 and prints only that line: input the library refuses (checked before
+connecting), a job not found, PostgreSQL unreachable, an unhealthy engine.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from . import scheduling, validation
 from .db import probe_postgres
 from .enums import JobStatus, RunnerType
 from .errors import AlgaJobsError, WorkerFailedError
@@ -25,11 +34,48 @@ from .migrations import migrate as apply_migrations
 from .models import HealthReport, JobInfo
 from .registry import JobRegistry
 from .runner import FailoverRunner, PostgresRunner, Runner
+from .schedule_spec import ScheduleSpec
 from .settings import Settings
 from .temporal.health import probe_temporal
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger("algajobs.cli")
+_ENGINE_NAMES = {RunnerType.POSTGRES: "PostgreSQL", RunnerType.TEMPORAL: "Temporal"}
+_LONG_RUNNING = {"worker", "dev"}  # their logs are the point; one-shot commands answer in a line
+
+
+def _ascii(value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    """Refuse non-ASCII text: ``int()`` and ``strptime`` would read any Unicode digit as 0-9."""
+    if isinstance(value, str) and not value.isascii():
+        raise click.BadParameter(f"{validation.preview(value)} is not ASCII; use the digits 0-9", ctx, param)
+    return value
+
+
+class _AsciiInt(click.types.IntParamType):
+    """An int option that takes only ASCII digits."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Refuse non-ASCII, then convert as click's INT does."""
+        return super().convert(_ascii(value, param, ctx), param, ctx)
+
+
+class _AsciiIntRange(click.IntRange):
+    """A bounded int option that takes only ASCII digits."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Refuse non-ASCII, then convert as click's IntRange does."""
+        return super().convert(_ascii(value, param, ctx), param, ctx)
+
+
+class _AsciiDateTime(click.DateTime):
+    """A datetime option that takes only ASCII digits."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """Refuse non-ASCII, then convert as click's DateTime does."""
+        return super().convert(_ascii(value, param, ctx), param, ctx)
+
+
 _tenant = click.option("--tenant", "tenant_id", required=True, help="Tenant that owns the job.")
 _registry_opt = click.option(
     "--registry",
@@ -39,15 +85,26 @@ _registry_opt = click.option(
 )
 
 
+def _one_line(text: str) -> str:
+    """``text`` with its lines joined by "; " (pydantic's messages span several)."""
+    return "; ".join(part for line in text.splitlines() if (part := line.strip())) or text
+
+
 def _fail_cleanly(fn: Callable[P, T]) -> Callable[P, T]:
-    """Turn library errors into one line on stderr and exit status 1."""
+    """Turn every error into one ``Error:`` line on stderr and exit status 1 (click's usage errors keep 2)."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except AlgaJobsError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+            raise click.ClickException(_one_line(f"{type(exc).__name__}: {exc}")) from None
+        except Exception as exc:  # a CLI answers in one line, never with a traceback; -v logs it
+            log.debug("unexpected error", exc_info=True)
+            message = f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
+            raise click.ClickException(_one_line(message)) from None
 
     return wrapper
 
@@ -68,11 +125,18 @@ def load_registry(path: str | None) -> JobRegistry:
         raise click.BadParameter("expected module:attribute", param_hint="--registry")
     try:
         registry = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise click.BadParameter(f"cannot load {path}: {exc}", param_hint="--registry") from None
+    except Exception as exc:  # noqa: BLE001 - importing user code may raise anything; say what, in one line
+        message = _one_line(f"cannot load {path!r}: {type(exc).__name__}: {exc}")
+        raise click.BadParameter(message, param_hint="--registry") from None
     if not isinstance(registry, JobRegistry):
-        raise click.BadParameter(f"{path} is a {type(registry).__name__}, not a JobRegistry")
+        raise click.BadParameter(f"{path!r} is a {type(registry).__name__}, not a JobRegistry", param_hint="--registry")
     return registry
+
+
+def _check_ids(job_id: str, tenant_id: str) -> None:
+    """Check ids before connecting, so bad input is named as such even while PostgreSQL is down."""
+    validation.job_id(job_id)
+    validation.tenant_id(tenant_id)
 
 
 def _runner(registry_path: str | None = None) -> PostgresRunner:
@@ -86,7 +150,8 @@ def _show(info: JobInfo) -> dict[str, Any]:
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Background jobs on Temporal with a PostgreSQL fallback.
 
     Configuration comes from the environment: DATABASE_URL, JOB_RUNNER_TYPE,
@@ -97,6 +162,13 @@ def main(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose and ctx.invoked_subcommand not in _LONG_RUNNING:
+        # A one-shot command ends in one Error: line saying PostgreSQL is unreachable;
+        # the retry warnings before it would only repeat that line (-v shows them).
+        db_log = logging.getLogger("algajobs.db")
+        level = db_log.level
+        db_log.setLevel(logging.ERROR)
+        ctx.call_on_close(lambda: db_log.setLevel(level))
 
 
 @main.command()
@@ -114,7 +186,7 @@ def migrate() -> None:
 
 @main.command()
 @click.option("--registry", "registry_path", required=True, help="Handlers as module:attribute.")
-@click.option("--concurrency", type=click.IntRange(1, 10_000), default=None, help="Jobs run at once.")
+@click.option("--concurrency", type=_AsciiIntRange(1, 10_000), default=None, help="Jobs run at once.")
 @_fail_cleanly
 def worker(registry_path: str, concurrency: int | None) -> None:
     """Run jobs until SIGTERM or Ctrl-C; in-flight jobs finish or go back to the queue."""
@@ -160,10 +232,10 @@ async def _serve(runner: Runner) -> None:
 @click.option("--data", default="null", help="Payload as JSON.")
 @_tenant
 @_registry_opt
-@click.option("--at", "run_at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), help="Run at (ISO, with offset).")
+@click.option("--at", "run_at", type=_AsciiDateTime(["%Y-%m-%dT%H:%M:%S%z"]), help="Run at (ISO, with offset).")
 @click.option("--every", help="Recurring: cron ('0 0 * * *') or interval ('15 minutes').")
 @click.option("--singleton-key", default=None, help="At most one live job per key.")
-@click.option("--priority", type=int, default=0, help="Higher runs first.")
+@click.option("--priority", type=_AsciiInt(), default=0, help="Higher runs first.")
 @_fail_cleanly
 def schedule(
     name: str,
@@ -176,13 +248,24 @@ def schedule(
     priority: int,
 ) -> None:
     """Schedule job NAME now, at a time, or on a recurring schedule."""
+    if run_at and every:
+        raise click.UsageError("--at and --every cannot be combined")
     try:
         payload = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
+        raise click.BadParameter(_one_line(f"not JSON: {type(exc).__name__}: {exc}"), param_hint="--data") from None
+    settings = Settings.load()
+    registry = load_registry(registry_path)
+    # Check the call before connecting, so bad input is named as such even while PostgreSQL is down.
+    if every:
+        ScheduleSpec.parse(every)
+    scheduling.prepare(
+        registry, settings, name, payload, tenant_id=tenant_id, singleton_key=singleton_key,
+        priority=priority, run_at=run_at,
+    )  # fmt: skip
 
     async def go() -> Any:
-        async with create_runner(Settings.load(), load_registry(registry_path)) as runner:
+        async with create_runner(settings, registry) as runner:
             common: dict[str, Any] = {
                 "tenant_id": tenant_id,
                 "singleton_key": singleton_key,
@@ -203,6 +286,7 @@ def schedule(
 @_fail_cleanly
 def status(job_id: str, tenant_id: str) -> None:
     """Show one job as JSON."""
+    _check_ids(job_id, tenant_id)
 
     async def go() -> JobInfo:
         async with _runner() as runner:
@@ -215,12 +299,14 @@ def status(job_id: str, tenant_id: str) -> None:
 @_tenant
 @click.option("--status", "status_", type=click.Choice([s.value for s in JobStatus]), default=None)
 @click.option("--type", "job_name", default=None, help="Only jobs of this name.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--limit", type=_AsciiIntRange(1, validation.MAX_PAGE), default=50)
+@click.option("--offset", type=_AsciiIntRange(0), default=0)
 @click.option("--counts", is_flag=True, help="Print counts per status instead.")
 @_fail_cleanly
 def list_(tenant_id: str, status_: str | None, job_name: str | None, limit: int, offset: int, counts: bool) -> None:
     """List a tenant's jobs, newest first (or counts per status)."""
+    validation.tenant_id(tenant_id)  # checked before connecting, as in _check_ids
+    validation.optional_text(job_name, "--type")
 
     async def go() -> None:
         async with _runner() as runner:
@@ -247,6 +333,7 @@ def list_(tenant_id: str, status_: str | None, job_name: str | None, limit: int,
 @_fail_cleanly
 def cancel(job_id: str, tenant_id: str) -> None:
     """Cancel a job (queued: at once; running: cooperatively; recurring: removed)."""
+    _check_ids(job_id, tenant_id)
 
     async def go() -> bool:
         # The configured engine, so a Temporal job's workflow or schedule is cancelled too.
@@ -264,6 +351,7 @@ def cancel(job_id: str, tenant_id: str) -> None:
 @_fail_cleanly
 def retry(job_id: str, tenant_id: str) -> None:
     """Queue a failed or cancelled job again with fresh attempts."""
+    _check_ids(job_id, tenant_id)
 
     async def go() -> None:
         async with _runner() as runner:
@@ -278,7 +366,7 @@ def retry(job_id: str, tenant_id: str) -> None:
 def health() -> None:
     """Report each engine's health; exit 1 if any is unhealthy."""
 
-    async def go() -> bool:
+    async def go() -> HealthReport:
         settings = Settings.load()
         engines = [await probe_postgres(settings)]
         if settings.runner_type is RunnerType.TEMPORAL:
@@ -290,10 +378,14 @@ def health() -> None:
             click.echo(f"{engine.engine.value:<9} {state}{latency}")
         if report.circuit_state:
             click.echo(f"circuit   {report.circuit_state}")
-        return report.healthy
+        return report
 
-    if not _run(go()):
-        sys.exit(1)
+    report = _run(go())
+    if not report.healthy:
+        sick = (
+            f"{_ENGINE_NAMES.get(e.engine, e.engine)} unhealthy: {e.error}" for e in report.engines if not e.healthy
+        )
+        raise click.ClickException(_one_line("; ".join(sick)))
 
 
 @main.command()

@@ -40,6 +40,8 @@ class Refused:
     reason: str
     busy: bool = False
     """The engine is up but had no capacity for this call within its bound (not a sign of an outage)."""
+    misconfigured: bool = False
+    """The engine refused our TLS or credentials: a configuration error, reported loudly."""
 
 
 @dataclass(frozen=True)

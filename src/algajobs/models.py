@@ -102,6 +102,8 @@ class EngineHealth(_Frozen):
     healthy: bool
     latency_ms: float | None = None
     error: str | None = None
+    misconfigured: bool = False
+    """The engine refused our TLS or credentials: a configuration error to fix, not an outage to wait out."""
 
 
 class HealthReport(_Frozen):

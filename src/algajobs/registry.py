@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pydantic
+import pydantic_core
 
 from .context import JobContext
 from .errors import PayloadValidationError, UnknownJobError, ValidationError
@@ -21,6 +22,8 @@ from .retry import RetryPolicy
 Handler = Callable[[JobContext, Any], Any]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _DEFAULT_TIMEOUT = timedelta(minutes=30)
+# Serialize as pydantic's JSON mode does, except that NaN and ±Infinity stay floats.
+_KEEP_NON_FINITE = pydantic_core.CoreConfig(ser_json_inf_nan="constants")
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,25 @@ class JobDefinition:
     _adapter: pydantic.TypeAdapter[Any] = field(repr=False, compare=False)
 
     def validate_payload(self, data: Any) -> Any:
-        """Return ``data`` as JSON-ready Python values, or raise PayloadValidationError."""
-        if isinstance(data, pydantic.BaseModel):
-            data = data.model_dump(mode="json")
+        """Return ``data`` as JSON-ready Python values, or raise PayloadValidationError.
+
+        NaN and ±Infinity stay floats here (pydantic would quietly write
+        null), so that ``validation.encode_payload`` refuses them.
+        """
         try:
+            if isinstance(data, pydantic.BaseModel):
+                data = _model_serializer(type(data)).to_python(data, mode="json")
             parsed = self._adapter.validate_python(data)
+            return self._serializer.to_python(parsed, mode="json")
         except pydantic.ValidationError as exc:
             raise PayloadValidationError(f"payload for {self.name!r} is invalid: {exc}") from None
-        return self._adapter.dump_python(parsed, mode="json")
+        except (ValueError, TypeError, RecursionError) as exc:  # a cycle, a non-JSON value, bytes not UTF-8
+            raise PayloadValidationError(f"payload for {self.name!r} cannot be serialized to JSON: {exc}") from None
+
+    @functools.cached_property
+    def _serializer(self) -> pydantic_core.SchemaSerializer:
+        """The payload type's serializer, but keeping non-finite floats (built once, on first use)."""
+        return pydantic_core.SchemaSerializer(self._adapter.core_schema, _KEEP_NON_FINITE)
 
     def parse_payload(self, data: Any) -> Any:
         """Turn stored JSON values back into the handler's payload type."""
@@ -112,6 +126,12 @@ class JobRegistry:
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+
+@functools.lru_cache(maxsize=256)
+def _model_serializer(model: type[pydantic.BaseModel]) -> pydantic_core.SchemaSerializer:
+    """``model_dump(mode="json")`` for a payload given as a model instance, keeping non-finite floats."""
+    return pydantic_core.SchemaSerializer(model.__pydantic_core_schema__, _KEEP_NON_FINITE)
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .circuit import CircuitBreaker, CircuitState
 from .engine import Accepted, Admission, Ambiguous, Engine, Refused
-from .errors import EngineUnavailableError
+from .errors import ConfigurationError, EngineUnavailableError
 from .models import ScheduleResult
 from .schedule_spec import ScheduleSpec
 from .scheduling import JobRequest
@@ -82,6 +82,8 @@ class Direct:
                 return result
             case Refused(reason) | Ambiguous(reason):
                 if await self._store.withdraw_unstarted(request):
+                    if isinstance(admission, Refused) and admission.misconfigured:
+                        raise ConfigurationError(f"job {request.job_id} was not accepted: {reason}")
                     raise EngineUnavailableError(f"job {request.job_id} was not accepted: {reason}")
                 # Only ambiguous after all: its run claimed the row, so the job is in.
                 return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=self.engine.kind)
@@ -173,7 +175,12 @@ class Failover:
             case Accepted(result):
                 self.breaker.record_success()
                 return result
-            case Refused(reason, busy=busy):
+            case Refused(reason, busy=busy, misconfigured=misconfigured):
+                if misconfigured:
+                    # Not an outage to wait out: say so loudly (health reports it too); the job still runs.
+                    log.error(
+                        "Temporal refused our TLS or credentials; job %s goes to PostgreSQL: %s", request.job_id, reason
+                    )
                 if not busy:  # a call we held back for capacity says nothing about Temporal's health
                     self.breaker.record_failure()
                 return await self._hand_over(request, reason)

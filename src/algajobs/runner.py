@@ -372,8 +372,11 @@ class Runner:
             # Temporal answers within the call bound or counts as down, as a schedule call would.
             checks.insert(0, temporal.health(within=self._require_routing().bound or _HEALTH_WAIT))
         reports: list[EngineHealth] = list(await asyncio.gather(*checks))
-        failover = self.mode is RunnerMode.FAILOVER
-        healthy = reports[-1].healthy if failover else all(r.healthy for r in reports)
+        if self.mode is RunnerMode.FAILOVER:
+            # PostgreSQL can take every job, but a misconfigured Temporal is a fault to fix, not to ride out.
+            healthy = reports[-1].healthy and not any(r.misconfigured for r in reports)
+        else:
+            healthy = all(r.healthy for r in reports)
         return HealthReport(healthy=healthy, engines=tuple(reports), circuit_state=self.circuit_state)
 
     def _require_engines(self) -> dict[RunnerType, Engine]:

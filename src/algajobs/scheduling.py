@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from . import validation
-from .errors import ValidationError
+from .errors import UnknownJobError, ValidationError
 from .registry import JobDefinition, JobRegistry
 from .settings import Settings
 
@@ -58,6 +58,8 @@ def prepare(
 ) -> JobRequest:
     """Validate every argument of a ``schedule_*`` call; raise a ValidationError subclass."""
     tenant = validation.tenant_id(tenant_id)
+    if not isinstance(name, str) or name not in registry:  # a list would fail the lookup with TypeError
+        raise UnknownJobError(f"no handler registered for job {validation.preview(name)}")
     definition = registry.get(name)
     values = definition.validate_payload(data)
     data_json = validation.encode_payload(values, settings.max_payload_bytes)

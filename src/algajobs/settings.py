@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     temporal_task_queue: str = Field(
         default="alga-jobs", validation_alias=_env("temporal_task_queue", "TEMPORAL_JOB_TASK_QUEUE")
     )
+    temporal_tls: bool = Field(default=False, validation_alias=_env("temporal_tls", "TEMPORAL_TLS"))
+    """Connect with TLS and the system's CAs (``TEMPORAL_TLS``); implied by any ``TEMPORAL_TLS_*`` below."""
+    temporal_tls_ca: str | None = Field(default=None, validation_alias=_env("temporal_tls_ca", "TEMPORAL_TLS_CA"))
+    """CA certificate the server's is checked against: a file path or the PEM itself (``TEMPORAL_TLS_CA``)."""
+    temporal_tls_cert: str | None = Field(default=None, validation_alias=_env("temporal_tls_cert", "TEMPORAL_TLS_CERT"))
+    """Client certificate for mutual TLS: a path or PEM (``TEMPORAL_TLS_CERT``; needs ``TEMPORAL_TLS_KEY``)."""
+    temporal_tls_key: pydantic.SecretStr | None = Field(
+        default=None, validation_alias=_env("temporal_tls_key", "TEMPORAL_TLS_KEY")
+    )
+    """Client private key for mutual TLS: a path or PEM (``TEMPORAL_TLS_KEY``)."""
+    temporal_tls_server_name: str | None = Field(
+        default=None, validation_alias=_env("temporal_tls_server_name", "TEMPORAL_TLS_SERVER_NAME")
+    )
+    """Server name to verify and send as SNI, when it differs from the address (``TEMPORAL_TLS_SERVER_NAME``)."""
+    temporal_api_key: pydantic.SecretStr | None = Field(
+        default=None, validation_alias=_env("temporal_api_key", "TEMPORAL_API_KEY")
+    )
+    """API key sent as a bearer token, e.g. for Temporal Cloud (``TEMPORAL_API_KEY``)."""
     worker_concurrency: int = Field(
         default=20, ge=1, le=10_000, validation_alias=_env("worker_concurrency", "JOB_WORKER_CONCURRENCY")
     )
@@ -155,6 +173,13 @@ class Settings(BaseSettings):
             raise ValueError("must be positive")
         return value
 
+    @pydantic.model_validator(mode="after")
+    def _mutual_tls_needs_both(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            missing = "TEMPORAL_TLS_KEY" if self.temporal_tls_key is None else "TEMPORAL_TLS_CERT"
+            raise ValueError(f"mutual TLS needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY; {missing} is not set")
+        return self
+
     @field_validator("schema_name")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
@@ -196,7 +221,14 @@ _VARIABLES = {
 def _describe(exc: pydantic.ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        loc = str(error["loc"][0]) if error["loc"] else "?"
-        variable = _VARIABLES.get(loc, loc)
-        parts.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a check across fields: its message names the variables; inputs may be secrets
+            parts.append(message)
+            continue
+        variable = _VARIABLES.get(str(error["loc"][0]), str(error["loc"][0]))
+        shown = "***" if variable in _SECRETS else repr(error.get("input"))
+        parts.append(f"{variable}: {message} (got {shown})")
     return "invalid configuration: " + "; ".join(parts)
+
+
+_SECRETS = frozenset({"TEMPORAL_TLS_KEY", "TEMPORAL_API_KEY"})

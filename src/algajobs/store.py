@@ -21,7 +21,7 @@ from .errors import JobNotFoundError, JobStateError, ValidationError
 from .models import JobDetail, JobInfo, ScheduleResult
 from .scheduling import JobRequest
 
-MAX_PAGE = 1_000
+MAX_PAGE = validation.MAX_PAGE
 
 
 @dataclass(frozen=True)
@@ -111,26 +111,28 @@ class JobStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[JobInfo]:
-        """Return this tenant's jobs, newest first, filtered by status and name."""
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise ValidationError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+        """Return this tenant's jobs, newest first, filtered by status and name.
+
+        ``limit`` is an int in 1..MAX_PAGE and ``offset`` an int in 0..2**63-1
+        (bools and numeric strings are refused); ValidationError otherwise.
+        """
+        page_limit, page_offset = validation.page(limit, offset)
         rows = await self._execute(
             "list_jobs",
             {
                 "tenant": validation.tenant_id(tenant_id),
                 "status": None if status is None else _status(status),
-                "type": job_name,
-                "limit": limit,
-                "offset": offset,
+                "type": validation.optional_text(job_name, "job_name"),
+                "limit": page_limit,
+                "offset": page_offset,
             },
         )
         return [JobInfo.from_row(row) for row in rows]
 
     async def count_jobs_by_status(self, *, tenant_id: object, job_name: str | None = None) -> dict[JobStatus, int]:
         """Return how many of this tenant's jobs are in each status (zeros included)."""
-        rows = await self._execute(
-            "count_jobs_by_status", {"tenant": validation.tenant_id(tenant_id), "type": job_name}
-        )
+        params = {"tenant": validation.tenant_id(tenant_id), "type": validation.optional_text(job_name, "job_name")}
+        rows = await self._execute("count_jobs_by_status", params)
         counts = dict.fromkeys(JobStatus, 0)
         counts.update({JobStatus(row["status"]): row["count"] for row in rows})
         return counts
@@ -279,5 +281,5 @@ def _key(job_id: object, tenant_id: object) -> dict[str, Any]:
 def _status(value: JobStatus | str) -> JobStatus:
     try:
         return JobStatus(value)
-    except ValueError:
-        raise ValidationError(f"unknown status {value!r}; one of {', '.join(JobStatus)}") from None
+    except (ValueError, TypeError):
+        raise ValidationError(f"unknown status {validation.preview(value)}; one of {', '.join(JobStatus)}") from None

@@ -89,6 +89,10 @@ async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outc
         ctx.interrupt_with(None)  # the handler is over: a late cancel must not hit the bookkeeping
     if ctx.cancelled:
         return Cancelled(ctx.cancel_reason or "cancelled")
+    return _completed(result)
+
+
+def _completed(result: Any) -> Completed | Failed:
     if result is None:
         return Completed(None)
     try:

@@ -227,9 +227,7 @@ class PostgresWorker:
                 self.stats.failed += 1
                 return
             started = time.perf_counter()
-            with execute_span(
-                job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.trace
-            ) as span:
+            with execute_span(job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.trace) as span:
                 outcome = await execute(definition, ctx, job.data)
                 record_run(span, RunnerType.POSTGRES, job.name, outcome.status, started, _error_of(outcome))
             await self._record(job, definition, outcome)

@@ -14,9 +14,10 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ..activities import JobActivities
-from ..errors import EngineUnavailableError
+from ..errors import ConfigurationError, EngineUnavailableError
 from ..settings import Settings
 from ..workflows import GenericJobWorkflow
+from .security import api_key, is_configuration_failure, tls_config
 
 
 class TracingWhenTraced(TracingInterceptor):
@@ -55,6 +56,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     the client) decides when to stop trying and fall back.
     """
     retry = RetryConfig(initial_interval_millis=50, max_retries=1) if lazy else RetryConfig()
+    tls = tls_config(settings)  # read and checked now: a bad certificate setting fails at start-up
     try:
         return await Client.connect(
             settings.temporal_address,
@@ -63,8 +65,15 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
             interceptors=[TracingWhenTraced()],
             lazy=lazy,
             retry_config=retry,
+            tls=tls,
+            api_key=api_key(settings),
         )
     except RuntimeError as exc:
+        if is_configuration_failure(exc):
+            raise ConfigurationError(
+                f"Temporal at TEMPORAL_ADDRESS={settings.temporal_address} refused the connection's TLS or "
+                f"credentials (TEMPORAL_TLS_*, TEMPORAL_API_KEY): {exc}"
+            ) from exc
         raise EngineUnavailableError(
             f"Temporal unreachable at TEMPORAL_ADDRESS={settings.temporal_address}: {exc}"
         ) from exc

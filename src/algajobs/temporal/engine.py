@@ -39,6 +39,7 @@ from ..workflows.contracts import CancelJobSignal
 from .connection import connect, with_converter
 from .health import check_temporal
 from .ids import schedule_id_for, schedule_row_id, workflow_id_for, workflow_input
+from .security import is_configuration_failure
 from .worker import SupervisedWorker
 
 log = logging.getLogger("algajobs.temporal")
@@ -185,11 +186,13 @@ class TemporalEngine:
             return None  # an earlier, ambiguous attempt did start it
         except TimeoutError:
             return Ambiguous(f"Temporal start failed: no answer within {within:g}s")
-        except RPCError as exc:
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the lazy client could not connect
             failure = f"Temporal start failed: {type(exc).__name__}: {exc}"
-            return Ambiguous(failure) if exc.status in _AMBIGUOUS_CODES else Refused(failure)
-        except RuntimeError as exc:  # the lazy client could not connect: nothing was sent
-            return Refused(f"Temporal start failed: {type(exc).__name__}: {exc}")
+            if is_configuration_failure(exc):
+                return Refused(f"{failure} (check TEMPORAL_TLS_*, TEMPORAL_API_KEY)", misconfigured=True)
+            if isinstance(exc, RPCError) and exc.status in _AMBIGUOUS_CODES:
+                return Ambiguous(failure)
+            return Refused(failure)
         return None
 
     async def register_recurring(

@@ -1,0 +1,71 @@
+"""TLS, mutual TLS and API keys for the Temporal connection, from settings.
+
+A certificate or key setting is a file path or the PEM text itself (handy in
+an environment variable). Everything is read and checked when the runner
+opens, so a half-configured or unreadable setup fails at start-up with a
+``ConfigurationError`` naming the variable, not at the first job.
+
+A TLS or authentication failure at run time is a configuration problem, not
+an outage: :func:`is_configuration_failure` tells the two apart, so health
+reports it loudly instead of letting the breaker route to PostgreSQL forever.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+
+from ..errors import ConfigurationError
+from ..settings import Settings
+
+_PEM = "-----BEGIN "
+# Words the Temporal core uses when a TLS handshake fails (rustls / tonic messages).
+_TLS_WORDS = ("certificate", "tls", "handshake", "unknownissuer", "x509", "alert")
+_AUTH_CODES = frozenset({RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED})
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """The ``tls`` argument of ``Client.connect`` for these settings (False: plaintext)."""
+    key = settings.temporal_tls_key.get_secret_value() if settings.temporal_tls_key else None
+    wanted = settings.temporal_tls or any(
+        v is not None
+        for v in (settings.temporal_tls_ca, settings.temporal_tls_cert, key, settings.temporal_tls_server_name)
+    )
+    if not wanted:
+        return False
+    return TLSConfig(
+        server_root_ca_cert=_pem(settings.temporal_tls_ca, "TEMPORAL_TLS_CA", "CERTIFICATE"),
+        domain=settings.temporal_tls_server_name,
+        client_cert=_pem(settings.temporal_tls_cert, "TEMPORAL_TLS_CERT", "CERTIFICATE"),
+        client_private_key=_pem(key, "TEMPORAL_TLS_KEY", "PRIVATE KEY"),
+    )
+
+
+def api_key(settings: Settings) -> str | None:
+    """The API key to send as a bearer token, if one is set."""
+    return settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+
+
+def is_configuration_failure(exc: BaseException) -> bool:
+    """True when Temporal refused us for who we are (TLS, certificate, credentials), not for being down."""
+    if isinstance(exc, RPCError) and exc.status in _AUTH_CODES:
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _TLS_WORDS)
+
+
+def _pem(value: str | None, variable: str, kind: str) -> bytes | None:
+    """PEM bytes from inline text or a file; ConfigurationError naming ``variable`` when it is not PEM."""
+    if value is None:
+        return None
+    if value.lstrip().startswith(_PEM):
+        text = value
+    else:
+        try:
+            text = Path(value).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{variable}: cannot read {value!r}: {exc.__class__.__name__}: {exc}") from None
+    if _PEM not in text or kind not in text or "-----END " not in text:
+        raise ConfigurationError(f"{variable}: not a PEM {kind.lower()} (expected '{_PEM}... {kind}-----')")
+    return text.encode()
