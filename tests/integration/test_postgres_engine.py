@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, RunnerType
+from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings
 from tests.helpers import eventually
 from tests.integration.jobs import register_all
 
@@ -270,3 +270,28 @@ async def test_cancel_interrupts_an_async_handler_that_ignores_the_flag(
     )
     assert info.status is JobStatus.CANCELLED
     assert interrupted.is_set()
+
+
+async def test_a_worker_never_claims_a_job_type_it_has_no_handler_for(settings: Settings, seen: list[Any]) -> None:
+    """During a rolling deploy an old worker leaves a new job type queued; a worker that has it runs it."""
+    old, new = JobRegistry(), JobRegistry()
+    for registry in (old, new):
+
+        @registry.handler("known")
+        async def known(ctx: JobContext, data: Any) -> None:
+            seen.append(("known", data))
+
+    @new.handler("added-in-this-release")
+    async def added(ctx: JobContext, data: Any) -> None:
+        seen.append(("added", data))
+
+    async with PostgresRunner(settings, new) as scheduler, PostgresRunner(settings, old) as old_worker:
+        fresh = await scheduler.schedule_job("added-in-this-release", 1, tenant_id="t1")
+        before = await scheduler.schedule_job("known", 2, tenant_id="t1")
+        await old_worker.start()
+        await finished(scheduler, before.job_id)  # the old worker is fetching...
+        info = await scheduler.get_job_status(fresh.job_id, tenant_id="t1")
+        assert (info.status, info.attempts) == (JobStatus.QUEUED, 0)  # ...and left the new type alone
+        await scheduler.start()
+        assert (await finished(scheduler, fresh.job_id)).status is JobStatus.COMPLETED
+    assert sorted(seen) == [("added", 1), ("known", 2)]

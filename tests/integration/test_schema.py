@@ -71,6 +71,6 @@ async def test_claim_query_uses_the_fetch_index(conn: psycopg.AsyncConnection[An
     await conn.execute("ANALYZE jobs")
     query = sql.SQL("EXPLAIN ") + sql.SQL(QUERIES["claim_jobs"])
     async with conn.transaction(force_rollback=True):
-        cur = await conn.execute(query, {"limit": 10, "worker_id": "w", "lease": "30 seconds"})
+        cur = await conn.execute(query, {"limit": 10, "worker_id": "w", "lease": "30 seconds", "types": ["x"]})
         plan = "\n".join(row[0] for row in await cur.fetchall())
     assert "jobs_fetch_idx" in plan, plan

@@ -31,17 +31,19 @@ class ClaimedJob:
 class QueueOps:
     """The PostgreSQL engine's queue statements for one worker."""
 
-    def __init__(self, db: Database, worker_id: str, lease: timedelta) -> None:
+    def __init__(self, db: Database, worker_id: str, lease: timedelta, types: list[str]) -> None:
         self._db = db
         self.worker_id = worker_id
         self._lease = lease
+        self._types = types
 
     async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return await self._db.fetch(name, params)
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
-        """Claim up to ``limit`` due jobs (one statement, ``SKIP LOCKED``)."""
-        rows = await self._run("claim_jobs", {"limit": limit, "worker_id": self.worker_id, "lease": self._lease})
+        """Claim up to ``limit`` due jobs of this worker's types (one statement, ``SKIP LOCKED``)."""
+        params = {"limit": limit, "worker_id": self.worker_id, "lease": self._lease, "types": self._types}
+        rows = await self._run("claim_jobs", params)
         return [
             ClaimedJob(
                 tenant_id=r["tenant"],

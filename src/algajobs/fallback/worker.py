@@ -85,7 +85,7 @@ class PostgresWorker:
         self._settings = settings
         self._registry = registry
         self._store = store
-        self._ops = QueueOps(db, self.worker_id, settings.lease_duration)
+        self._ops = QueueOps(db, self.worker_id, settings.lease_duration, [d.name for d in registry])
         self._running: dict[UUID, _Running] = {}
         # Jobs interrupted by stop(): they go back to the queue, whatever their handler returns.
         self._handing_back: set[UUID] = set()

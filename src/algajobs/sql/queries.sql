@@ -34,10 +34,12 @@ WHERE tenant = %(tenant)s
 LIMIT 1;
 
 -- name: claim_jobs
--- Claim up to %(limit)s due jobs for one worker; SKIP LOCKED lets workers share.
+-- Claim up to %(limit)s due jobs of the types this worker can run; SKIP LOCKED lets
+-- workers share. A type no worker serves waits (a rolling deploy adds handlers later).
 WITH due AS (
     SELECT tenant, job_id FROM jobs
     WHERE status = 'queued' AND runner_type = 'postgres' AND run_at <= now()
+      AND type = ANY(%(types)s::text[])
     ORDER BY priority DESC, run_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
