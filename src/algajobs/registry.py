@@ -46,9 +46,10 @@ class JobDefinition:
         """
         try:
             if isinstance(data, pydantic.BaseModel):
-                data = _model_serializer(type(data)).to_python(data, mode="json")
+                data = _model_serializer(type(data)).to_python(data, mode="json", by_alias=True)
             parsed = self._adapter.validate_python(data)
-            return self._serializer.to_python(parsed, mode="json")
+            # By alias: the stored payload must validate again when the handler reads it.
+            return self._serializer.to_python(parsed, mode="json", by_alias=True)
         except pydantic.ValidationError as exc:
             raise PayloadValidationError(f"payload for {self.name!r} is invalid: {exc}") from None
         except (ValueError, TypeError, RecursionError) as exc:  # a cycle, a non-JSON value, bytes not UTF-8

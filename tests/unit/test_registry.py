@@ -77,3 +77,21 @@ def test_unresolvable_payload_annotation_is_a_clear_error() -> None:
 
     with pytest.raises(ValidationError, match="Missing"):
         registry.handler("missing")(handler)
+
+
+def test_a_payload_model_with_aliases_round_trips() -> None:
+    """What validation stores is what the handler's model reads back, field aliases included."""
+
+    class Aliased(pydantic.BaseModel):
+        step_ms: int = pydantic.Field(alias="stepMs")
+
+    registry = JobRegistry()
+
+    @registry.handler("aliased")
+    async def aliased(ctx: JobContext, data: Aliased) -> None:
+        return None
+
+    definition = registry.get("aliased")
+    stored = definition.validate_payload({"stepMs": 5})
+    assert definition.parse_payload(stored) == Aliased(stepMs=5)
+    assert definition.parse_payload(definition.validate_payload(Aliased(stepMs=7))).step_ms == 7
