@@ -90,7 +90,7 @@ class JobRegistry:
         timeout: timedelta = _DEFAULT_TIMEOUT,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated ``(ctx, data)`` function as the handler of ``name``."""
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValidationError(f"invalid job name {name!r}: use letters, digits and _.:-")
         if timeout <= timedelta(0):
             raise ValidationError("timeout must be positive")

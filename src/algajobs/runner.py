@@ -219,8 +219,8 @@ class Runner:
         priority: int = 0,
     ) -> list[ScheduleResult]:
         """Schedule many jobs of one name; on PostgreSQL in a single statement (no singleton keys)."""
-        if not 1 <= len(payloads) <= MAX_BATCH:
-            raise ValidationError(f"a batch holds 1..{MAX_BATCH} payloads")
+        if not isinstance(payloads, list | tuple) or not 1 <= len(payloads) <= MAX_BATCH:
+            raise ValidationError(f"a batch is a list of 1..{MAX_BATCH} payloads")
         requests = [
             scheduling.prepare(
                 self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id, priority=priority

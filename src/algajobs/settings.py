@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .enums import RunnerType
 from .errors import ConfigurationError
 
+_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -159,6 +160,9 @@ class Settings(BaseSettings):
         # Environment variables give these in seconds ("0.5", "30").
         if isinstance(value, str):
             try:
+                # ASCII decimals only: float() would also take 'nan', 'inf' and non-ASCII digits.
+                if not _SECONDS.fullmatch(value.strip()):
+                    return value
                 return timedelta(seconds=float(value))
             except ValueError:
                 return value
@@ -183,7 +187,7 @@ class Settings(BaseSettings):
     @field_validator("schema_name")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
-        if not _SCHEMA.match(value):
+        if not _SCHEMA.fullmatch(value):
             raise ValueError("must be a lower-case SQL identifier")
         return value
 

@@ -20,17 +20,39 @@ from ..errors import ConfigurationError
 from ..settings import Settings
 
 _PEM = "-----BEGIN "
-# Words the Temporal core uses when a TLS handshake fails (rustls / tonic messages).
-_TLS_WORDS = ("certificate", "tls", "handshake", "unknownissuer", "x509", "alert")
+_SECRET_VARIABLES = frozenset({"TEMPORAL_TLS_KEY"})
+# What the Temporal core (rustls / tonic) says when TLS or credentials are refused. Not a bare
+# "tls": "peer closed connection without sending TLS close_notify" (and any rustls docs link) is
+# what a TLS frontend whose cluster went down looks like, an outage.
+_REFUSAL_WORDS = (
+    "certificate",  # InvalidCertificate(UnknownIssuer | NotValidForName... | Expired), alert CertificateRequired
+    "unknownissuer",
+    "x509",
+    "handshake",
+    "alert",  # "received fatal alert: ..." from the server
+    "invalidcontenttype",  # TLS spoken to a plaintext port
+    "private key",  # "failed to parse private key as RSA, ECDSA, or EdDSA"
+    "keymismatch",  # client certificate and key do not belong together
+    # A refusal during Client.connect arrives as RuntimeError text, not as an RPCError with a status.
+    "code: unauthenticated",
+    "code: permissiondenied",
+)
 _AUTH_CODES = frozenset({RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED})
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
     """The ``tls`` argument of ``Client.connect`` for these settings (False: plaintext)."""
     key = settings.temporal_tls_key.get_secret_value() if settings.temporal_tls_key else None
+    # An API key implies TLS, as in the Temporal SDK: a bearer token is never sent in clear text.
     wanted = settings.temporal_tls or any(
         v is not None
-        for v in (settings.temporal_tls_ca, settings.temporal_tls_cert, key, settings.temporal_tls_server_name)
+        for v in (
+            settings.temporal_tls_ca,
+            settings.temporal_tls_cert,
+            key,
+            settings.temporal_tls_server_name,
+            settings.temporal_api_key,
+        )
     )
     if not wanted:
         return False
@@ -52,20 +74,23 @@ def is_configuration_failure(exc: BaseException) -> bool:
     if isinstance(exc, RPCError) and exc.status in _AUTH_CODES:
         return True
     text = str(exc).lower()
-    return any(word in text for word in _TLS_WORDS)
+    return any(word in text for word in _REFUSAL_WORDS)
 
 
 def _pem(value: str | None, variable: str, kind: str) -> bytes | None:
     """PEM bytes from inline text or a file; ConfigurationError naming ``variable`` when it is not PEM."""
     if value is None:
         return None
-    if value.lstrip().startswith(_PEM):
+    if _PEM in value:  # inline, maybe after a preamble ("Bag Attributes" from openssl pkcs12)
         text = value
     else:
         try:
             text = Path(value).expanduser().read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"{variable}: cannot read {value!r}: {exc.__class__.__name__}: {exc}") from None
+            # A key's value may be the key itself, mangled (no PEM header): never echo it.
+            shown = "the file it names" if variable in _SECRET_VARIABLES else repr(value)
+            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
+            raise ConfigurationError(f"{variable}: cannot read {shown}: {exc.__class__.__name__}: {reason}") from None
     if _PEM not in text or kind not in text or "-----END " not in text:
         raise ConfigurationError(f"{variable}: not a PEM {kind.lower()} (expected '{_PEM}... {kind}-----')")
     return text.encode()
