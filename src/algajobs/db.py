@@ -13,18 +13,20 @@ tree, so no public method lets a psycopg exception escape::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg.sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential, wait_random
 
 from .enums import RunnerType
-from .errors import AlgaJobsError, ConfigurationError, DatabaseError, EngineUnavailableError
+from .errors import AlgaJobsError, ConfigurationError, DatabaseError, EngineUnavailableError, ValidationError
 from .models import EngineHealth
 from .settings import Settings
 from .sql import QUERIES
@@ -92,20 +94,48 @@ async def with_retry(operation: Callable[[float], Awaitable[T]], *, deadline: fl
 
 
 class Transaction:
-    """Named statements on one connection inside one open transaction."""
+    """Named statements on one connection inside one open transaction (rows as dicts, whatever the connection's)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
 
     async def fetch(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Run a named query and return its rows."""
-        cur = await self._conn.execute(QUERIES[name], params)
+        cur = self._conn.cursor(row_factory=dict_row)
+        await cur.execute(QUERIES[name], params)
         return await cur.fetchall() if cur.description else []
 
     async def execute(self, name: str, params: Mapping[str, Any] | None = None) -> int:
         """Run a named statement and return its row count."""
         cur = await self._conn.execute(QUERIES[name], params)
         return cur.rowcount
+
+
+@contextlib.asynccontextmanager
+async def joined(conn: psycopg.AsyncConnection[Any], schema: str) -> AsyncIterator[Transaction]:
+    """Our statements inside the caller's open transaction; our schema is on its path only meanwhile.
+
+    ValidationError when ``conn`` has no transaction to join (autocommit
+    outside ``conn.transaction()``): the job would commit on its own.
+    """
+    if not isinstance(conn, psycopg.AsyncConnection):
+        raise ValidationError(f"connection must be a psycopg AsyncConnection, not {type(conn).__name__}")
+    if conn.autocommit and conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE:
+        raise ValidationError("connection= needs an open transaction: use 'async with conn.transaction():'")
+    tx = Transaction(conn)
+    what = "enqueue in the caller's transaction"
+    try:
+        (path,) = await tx.fetch("push_search_path", {"schema": schema})
+    except psycopg.Error as exc:
+        raise translate(exc, what) from exc
+    try:
+        yield tx
+    except psycopg.Error as exc:
+        raise translate(exc, what) from exc
+    finally:
+        # Leave the caller's path as it was, even if it goes on after our error.
+        with contextlib.suppress(psycopg.Error):
+            await tx.fetch("pop_search_path", {"path": path["previous"]})
 
 
 class Database:
@@ -182,6 +212,22 @@ class Database:
             return await with_retry(run, deadline=self.deadline, what=what)
         except psycopg.Error as exc:  # PoolTimeout is an OperationalError too
             raise translate(exc, what) from exc
+
+
+@contextlib.asynccontextmanager
+async def listening(settings: Settings, channel: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A dedicated connection (outside the pool) that LISTENs on ``channel``; driver errors translated."""
+    try:
+        wait = max(int(settings.db_retry_deadline.total_seconds()), 1)
+        conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True, connect_timeout=wait)
+    except psycopg.Error as exc:
+        raise translate(exc, f"listen on {channel}") from exc
+    async with conn:
+        try:
+            await conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+        except psycopg.Error as exc:
+            raise translate(exc, f"listen on {channel}") from exc
+        yield conn
 
 
 async def probe_postgres(settings: Settings, *, wait: float = 2.0) -> EngineHealth:

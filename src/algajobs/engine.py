@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .db import Transaction
 from .enums import RunnerType
 from .models import EngineHealth, ScheduleResult
 from .schedule_spec import ScheduleSpec
@@ -68,13 +69,19 @@ class Engine(Protocol):
         written (PostgreSQL down): then no engine can take the job.
         """
 
+    async def enqueue(self, request: JobRequest, tx: Transaction) -> ScheduleResult:
+        """Write the job's row in the caller's transaction; the engine takes it only after commit."""
+
+    async def adopt(self, request: JobRequest, *, within: float | None = None) -> Admission:
+        """Take a job whose row already exists: an outbox row after commit, or a row another engine let go."""
+
     async def admit_many(self, requests: Sequence[JobRequest]) -> list[Admission]:
         """Admit a batch of fresh jobs of one tenant; one admission per request, in order."""
 
     async def register_recurring(
-        self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None
+        self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None, tx: Transaction | None = None
     ) -> Admission:
-        """Create or update the recurring job of (tenant, name, singleton key)."""
+        """Create or update the recurring job of (tenant, name, singleton key); in ``tx`` where the engine can."""
 
     async def cancel(
         self, cancelled: CancelOutcome, *, within: float | None = None, cancelled_by: str | None = None

@@ -19,7 +19,10 @@ them all::
     ├── EngineUnavailableError      an engine (or PostgreSQL itself) did not answer in time
     ├── DatabaseError               PostgreSQL refused a statement (not a transient fault)
     ├── WorkerFailedError           a worker's background loop kept crashing; it stopped
-    └── JobCancelledError           raised inside a handler to end it as cancelled
+    ├── JobFailedError              wait_for_result: the job failed (its error is the message)
+    ├── JobTimeoutError             wait_for_result: not finished in time (also a TimeoutError)
+    └── JobCancelledError           raised inside a handler to end it as cancelled; by wait_for_result
+                                    for a cancelled job
 """
 
 from __future__ import annotations
@@ -87,6 +90,14 @@ class DatabaseError(AlgaJobsError):
 
 class WorkerFailedError(AlgaJobsError):
     """A worker's background loop kept crashing, so the worker stopped; the cause is chained."""
+
+
+class JobFailedError(AlgaJobsError):
+    """The awaited job ended failed; the message is the job's error."""
+
+
+class JobTimeoutError(AlgaJobsError, TimeoutError):
+    """The awaited job did not finish within the timeout (it may still run)."""
 
 
 class JobCancelledError(AlgaJobsError):

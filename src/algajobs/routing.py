@@ -47,6 +47,13 @@ class Routing(Protocol):
     async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
         """Register a recurring job on the engine the policy picks."""
 
+    @property
+    def first_choice(self) -> Engine:
+        """The engine a job enqueued in the caller's transaction is written for."""
+
+    async def relay(self, request: JobRequest) -> bool:
+        """Hand a committed outbox row to an engine; False leaves it for a later round."""
+
 
 class Direct:
     """Every job on one engine."""
@@ -57,6 +64,20 @@ class Direct:
         self.engine = engine
         self._store = store
         self.bound: float | None = None
+
+    @property
+    def first_choice(self) -> Engine:
+        """The one engine."""
+        return self.engine
+
+    async def relay(self, request: JobRequest) -> bool:
+        """Start the outbox row's job on the engine; a refusal leaves it pending for the next round."""
+        match await self.engine.adopt(request):
+            case Accepted():
+                return True
+            case Refused(reason) | Ambiguous(reason):
+                log.warning("outbox job %s not started yet: %s", request.job_id, reason)
+                return False
 
     async def schedule(self, request: JobRequest) -> ScheduleResult:
         """Admit on the engine; a refused or unanswered start withdraws the row and raises."""
@@ -105,6 +126,37 @@ class Failover:
     def circuit_state(self) -> CircuitState:
         """The breaker's current state."""
         return self.breaker.state
+
+    @property
+    def first_choice(self) -> Engine:
+        """Temporal: the relay falls back per job, as a direct call does."""
+        return self.primary
+
+    async def relay(self, request: JobRequest) -> bool:
+        """Start the outbox row on Temporal when the breaker allows; else, or on failure, queue it on PostgreSQL."""
+        if self.breaker.allow():
+            try:
+                admission = await self.primary.adopt(request, within=self.bound)
+                if isinstance(admission, Accepted):
+                    self.breaker.record_success()
+                    return True
+                self._count_failure(admission)
+            finally:
+                self.breaker.release()
+        await self.fallback.adopt(request)
+        return True
+
+    def _count_failure(self, admission: Refused | Ambiguous) -> None:
+        match admission:
+            case Refused(busy=True):
+                pass  # held back for capacity: says nothing about Temporal's health
+            case Refused(reason, misconfigured=True):
+                log.error("Temporal refused our TLS or credentials: %s", reason)
+                self.breaker.record_failure()
+            case Refused():
+                self.breaker.record_failure()
+            case Ambiguous():
+                self.breaker.record_failure(timed_out=True)
 
     async def schedule(self, request: JobRequest) -> ScheduleResult:
         """Temporal within the bound when the breaker allows; otherwise, or on failure, PostgreSQL."""

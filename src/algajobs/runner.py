@@ -21,15 +21,18 @@ from temporalio.client import Client
 
 from . import scheduling
 from .circuit import CircuitBreaker, CircuitConfig, CircuitState
-from .db import Database
-from .engine import Engine
+from .db import Database, joined
+from .engine import Accepted, Engine
 from .enums import JobStatus, RunnerType
 from .errors import JobStateError, RunnerStateError, ValidationError
+from .failback import Failback
 from .fallback import PostgresEngine, PostgresWorker
 from .migrations import migrate
 from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from .outbox import Relay
 from .protocol import RunnerState
 from .registry import JobRegistry
+from .results import wait_for_result
 from .routing import Direct, Failover, Routing
 from .schedule_spec import ScheduleSpec
 from .settings import Settings
@@ -153,9 +156,12 @@ class Runner:
         for kind, engine in engines.items():
             if only is None or kind is only:
                 await engine.start_worker()
-        if isinstance(self._routing, Failover) and only is None and self._loops is None:
+        if only in (None, RunnerType.TEMPORAL) and RunnerType.TEMPORAL in engines and self._loops is None:
+            routing = self._require_routing()
             self._loops = Supervisor()
-            self._loops.start("failback", self._fail_back_loop)
+            self._loops.start("relay", Relay(self.store, routing, self.registry, self.settings).run)
+            if isinstance(routing, Failover):
+                self._loops.start("failback", Failback(self.store, routing, self.registry, self.settings).run)
         self.state = RunnerState.PROCESSING
 
     async def stop(self) -> None:
@@ -180,12 +186,20 @@ class Runner:
         singleton_key: str | None = None,
         priority: int = 0,
         job_id: Any = None,
+        connection: Any = None,
     ) -> ScheduleResult:
-        """Run ``name`` with ``data`` now; ``job_id`` makes a repeated call idempotent."""
+        """Run ``name`` with ``data`` now; ``job_id`` makes a repeated call idempotent.
+
+        With ``connection`` (a psycopg ``AsyncConnection`` in an open
+        transaction) the job is written in that transaction: rolled back, it
+        never existed; committed, it runs once.
+        """
         request = scheduling.prepare(
             self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
             singleton_key=singleton_key, priority=priority, job_id=job_id,
         )  # fmt: skip
+        if connection is not None:
+            return await self._enqueue(request, connection)
         return await self._require_routing().schedule(request)
 
     async def schedule_job_at(
@@ -199,14 +213,17 @@ class Runner:
         singleton_key: str | None = None,
         priority: int = 0,
         job_id: Any = None,
+        connection: Any = None,
     ) -> ScheduleResult:
-        """Run ``name`` at ``run_at`` (timezone-aware)."""
+        """Run ``name`` at ``run_at`` (timezone-aware); ``connection`` as for :meth:`schedule_job`."""
         if run_at is None:
             raise ValidationError("run_at is required")
         request = scheduling.prepare(
             self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
             singleton_key=singleton_key, priority=priority, run_at=run_at, job_id=job_id,
         )  # fmt: skip
+        if connection is not None:
+            return await self._enqueue(request, connection)
         return await self._require_routing().schedule(request)
 
     async def schedule_jobs(
@@ -217,8 +234,12 @@ class Runner:
         tenant_id: str,
         user_id: str | None = None,
         priority: int = 0,
+        connection: Any = None,
     ) -> list[ScheduleResult]:
-        """Schedule many jobs of one name; on PostgreSQL in a single statement (no singleton keys)."""
+        """Schedule many jobs of one name; on PostgreSQL in a single statement (no singleton keys).
+
+        ``connection`` writes them all in the caller's transaction, as for :meth:`schedule_job`.
+        """
         if not isinstance(payloads, list | tuple) or not 1 <= len(payloads) <= MAX_BATCH:
             raise ValidationError(f"a batch is a list of 1..{MAX_BATCH} payloads")
         requests = [
@@ -227,6 +248,8 @@ class Runner:
             )
             for data in payloads
         ]
+        if connection is not None:
+            return await self._enqueue_many(requests, connection)
         return await self._require_routing().schedule_many(requests)
 
     async def schedule_recurring_job(
@@ -239,46 +262,58 @@ class Runner:
         user_id: str | None = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        connection: Any = None,
     ) -> ScheduleResult:
-        """Run ``name`` on a cron or interval schedule; the same (tenant, name, key) is updated in place."""
+        """Run ``name`` on a cron or interval schedule; the same (tenant, name, key) is updated in place.
+
+        With ``connection`` the schedule is written in the caller's
+        transaction as a PostgreSQL schedule (a Temporal Schedule cannot join
+        it); a failover worker moves it to Temporal once committed.
+        """
         spec = ScheduleSpec.parse(interval)
         request = scheduling.prepare(
             self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id,
             singleton_key=singleton_key, priority=priority,
         )  # fmt: skip
-        return await self._require_routing().register_recurring(request, spec)
+        if connection is None:
+            return await self._require_routing().register_recurring(request, spec)
+        engine = self._require_engines().get(RunnerType.POSTGRES) or self._require_routing().first_choice
+        async with joined(connection, self.settings.schema_name) as tx:
+            admission = await engine.register_recurring(request, spec, tx=tx)
+        assert isinstance(admission, Accepted)  # a write in the caller's transaction has no other outcome
+        return admission.result
+
+    async def _enqueue(self, request: scheduling.JobRequest, connection: Any) -> ScheduleResult:
+        async with joined(connection, self.settings.schema_name) as tx:
+            return await self._require_routing().first_choice.enqueue(request, tx)
+
+    async def _enqueue_many(self, requests: list[scheduling.JobRequest], connection: Any) -> list[ScheduleResult]:
+        engine = self._require_routing().first_choice
+        async with joined(connection, self.settings.schema_name) as tx:
+            return [await engine.enqueue(request, tx) for request in requests]
 
     async def fail_back_schedules(self) -> int:
         """Move recurring jobs registered on PostgreSQL during an outage back to Temporal; return how many.
 
         A failover worker does this on its own every ``JOB_CIRCUIT_COOL_DOWN``
-        while the circuit is closed, so nobody has to register them again.
+        while the circuit is closed (see ``failback.py``).
         """
         routing = self._require_routing()
         if not isinstance(routing, Failover):
             return 0
-        moved = 0
-        for row in await self.store.live_postgres_schedules():
-            try:
-                spec = ScheduleSpec.parse(row["spec"])
-                request = scheduling.prepare(
-                    self.registry, self.settings, row["type"], row["data"], tenant_id=row["tenant"],
-                    user_id=row["user_id"], singleton_key=row["singleton_key"] or None, priority=row["priority"],
-                )  # fmt: skip
-            except ValidationError as exc:  # e.g. a handler this process does not register
-                log.info("recurring %s of %s stays on PostgreSQL: %s", row["type"], row["tenant"], exc)
-                continue
-            if not await routing.fail_back(request, spec):
-                break  # Temporal is not answering: try again next round
-            moved += 1
-        return moved
+        return await Failback(self.store, routing, self.registry, self.settings).move_schedules()
 
-    async def _fail_back_loop(self) -> None:
-        pause = self.settings.circuit_cool_down.total_seconds()
-        while True:
-            await asyncio.sleep(pause)
-            if self.circuit_state is CircuitState.CLOSED:
-                await self.fail_back_schedules()
+    async def relay_outbox(self) -> int:
+        """Hand one batch of committed outbox rows to an engine now; return how many (workers do it on their own)."""
+        return await Relay(self.store, self._require_routing(), self.registry, self.settings).relay_once()
+
+    async def wait_for_result(self, job_id: Any, *, tenant_id: str, timeout: float) -> Any:  # noqa: ASYNC109 - DESIGN §12
+        """The job's result once it completes, whichever engine runs it; no polling (LISTEN).
+
+        Raises :class:`JobFailedError`, :class:`JobCancelledError`, or
+        :class:`JobTimeoutError` (a ``TimeoutError``) after ``timeout`` seconds.
+        """
+        return await wait_for_result(self.store, self.settings, job_id, tenant_id=tenant_id, timeout=timeout)
 
     async def cancel_job(self, job_id: Any, *, tenant_id: str, cancelled_by: str | None = None) -> bool:
         """Cancel: queued at once, running cooperatively, recurring removed; False if already finished.

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 from psycopg.types.json import Jsonb
 
 from . import validation
-from .db import Database
+from .db import Database, Transaction
 from .enums import JobStatus, RunnerType
 from .errors import JobNotFoundError, JobStateError, ValidationError
 from .models import JobDetail, JobInfo, ScheduleResult
@@ -51,9 +51,11 @@ class JobStore:
         runner_type: RunnerType,
         metadata: dict[str, Any] | None = None,
         external_id: str | None = None,
+        tx: Transaction | None = None,
         _again: bool = True,
     ) -> ScheduleResult:
-        """Write the job row; an existing job with the same id or singleton key wins."""
+        """Write the job row (in ``tx``, the caller's transaction, when given); an existing id or singleton key wins."""
+        run = self._execute if tx is None else tx.fetch
         params = {
             "tenant": request.tenant_id,
             "job_id": request.job_id,
@@ -69,9 +71,9 @@ class JobStore:
             "metadata": Jsonb(metadata or {}),
             "external_id": external_id,
         }
-        if await self._execute("insert_job", params):
+        if await run("insert_job", params):
             return ScheduleResult(job_id=request.job_id, external_id=external_id, runner_type=runner_type)
-        rows = await self._execute("find_live_job", params)
+        rows = await run("find_live_job", params)
         if not rows and _again:
             # The conflicting job finished between the two statements; the key is free again.
             return await self.insert_job(
@@ -80,6 +82,7 @@ class JobStore:
                 runner_type=runner_type,
                 metadata=metadata,
                 external_id=external_id,
+                tx=tx,
                 _again=False,
             )
         if not rows:
@@ -223,6 +226,18 @@ class JobStore:
         """Remove the PostgreSQL twin of a recurring job now registered on Temporal."""
         params = {"tenant": tenant_id, "type": name, "singleton_key": singleton_key or ""}
         await self._execute("retire_postgres_schedule", params)
+
+    async def claim_pending(self, relay: str, *, lease: timedelta, limit: int) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` committed outbox rows to ``relay`` (oldest first)."""
+        return await self._execute("claim_pending", {"relay": relay, "lease": lease, "limit": limit})
+
+    async def mark_started(self, tenant_id: str, job_id: UUID) -> None:
+        """An outbox row's workflow started: the row is queued on Temporal now."""
+        await self._execute("mark_started", {"tenant": tenant_id, "job_id": job_id})
+
+    async def release_pending(self, tenant_id: str, job_id: UUID, relay: str) -> None:
+        """Give an outbox row back so a later round tries to start it again."""
+        await self._execute("release_pending", {"tenant": tenant_id, "job_id": job_id, "relay": relay})
 
     async def live_postgres_schedules(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Recurring jobs that live on PostgreSQL: (tenant, type, singleton_key, spec, data, priority, user_id)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..db import Database
+from ..db import Database, Transaction
 from ..engine import Accepted, Admission
 from ..enums import JobStatus, RunnerType
 from ..models import EngineHealth, ScheduleResult
@@ -42,6 +42,15 @@ class PostgresEngine:
         )
         return Accepted(result)
 
+    async def enqueue(self, request: JobRequest, tx: Transaction) -> ScheduleResult:
+        """Write the job as queued in the caller's transaction: workers see it at commit."""
+        return await self._store.insert_job(request, status=JobStatus.QUEUED, runner_type=RunnerType.POSTGRES, tx=tx)
+
+    async def adopt(self, request: JobRequest, *, within: float | None = None) -> Admission:
+        """Queue a row Temporal could not take (an outbox row, a refused start) on PostgreSQL."""
+        owner = await self._store.hand_over(request, "Temporal did not take it; queued on PostgreSQL")
+        return Accepted(ScheduleResult(job_id=request.job_id, external_id=None, runner_type=owner))
+
     async def admit_many(self, requests: Sequence[JobRequest]) -> list[Admission]:
         """Queue fresh jobs of one tenant, name and user in a single statement."""
         first = requests[0]
@@ -62,10 +71,10 @@ class PostgresEngine:
         ]
 
     async def register_recurring(
-        self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None
+        self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None, tx: Transaction | None = None
     ) -> Admission:
-        """Create or update the schedule; workers fire each tick exactly once."""
-        return Accepted(await upsert_schedule(self._db, request, spec))
+        """Create or update the schedule (in ``tx`` when given); workers fire each tick exactly once."""
+        return Accepted(await upsert_schedule(self._db, request, spec, tx=tx))
 
     async def cancel(
         self, cancelled: CancelOutcome, *, within: float | None = None, cancelled_by: str | None = None

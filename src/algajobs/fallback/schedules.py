@@ -14,8 +14,10 @@ from ..schedule_spec import ScheduleSpec
 from ..scheduling import JobRequest
 
 
-async def upsert_schedule(db: Database, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
-    """Create the schedule, or update the one with the same (tenant, name, singleton key)."""
+async def upsert_schedule(
+    db: Database, request: JobRequest, spec: ScheduleSpec, *, tx: Transaction | None = None
+) -> ScheduleResult:
+    """Create the schedule, or update the one with the same (tenant, name, singleton key); in ``tx`` if given."""
     key = {"tenant": request.tenant_id, "type": request.name, "singleton_key": request.singleton_key or ""}
     now = datetime.now(UTC)
     params = {
@@ -59,7 +61,7 @@ async def upsert_schedule(db: Database, request: JobRequest, spec: ScheduleSpec)
         await tx.execute("insert_schedule", {**params, "schedule_id": request.job_id})
         return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=RunnerType.POSTGRES)
 
-    return await db.transact(run, what="upsert_schedule")
+    return await (run(tx) if tx is not None else db.transact(run, what="upsert_schedule"))
 
 
 async def fire_due(db: Database, *, limit: int = 100) -> int:

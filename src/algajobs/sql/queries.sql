@@ -54,22 +54,31 @@ RETURNING j.tenant, j.job_id, j.type, j.data, j.attempts, j.max_attempts, j.user
           j.cancel_requested, j.metadata -> 'trace' AS trace;
 
 -- name: complete_jobs
--- Finish a batch of jobs this worker still holds.
-UPDATE jobs AS j
-SET status = 'completed', result = u.result, progress = 100, completed_at = now(),
-    updated_at = now(), worker_id = NULL, lease_expires_at = NULL, error = NULL
-FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[])
-     AS u(tenant, job_id, result)
-WHERE j.tenant = u.tenant AND j.job_id = u.job_id
-  AND j.status = 'processing' AND j.worker_id = %(worker_id)s;
+-- Finish a batch of jobs this worker still holds; one notice lists them for wait_for_result.
+WITH done AS (
+    UPDATE jobs AS j
+    SET status = 'completed', result = u.result, progress = 100, completed_at = now(),
+        updated_at = now(), worker_id = NULL, lease_expires_at = NULL, error = NULL
+    FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[])
+         AS u(tenant, job_id, result)
+    WHERE j.tenant = u.tenant AND j.job_id = u.job_id
+      AND j.status = 'processing' AND j.worker_id = %(worker_id)s
+    RETURNING j.job_id
+)
+SELECT pg_notify('algajobs_done_' || current_schema(), string_agg(job_id::text, ','))
+FROM done HAVING count(*) > 0;
 
 -- name: finish_job
 -- End one held job as failed or cancelled.
-UPDATE jobs
-SET status = %(status)s, error = %(error)s, completed_at = now(), updated_at = now(),
-    worker_id = NULL, lease_expires_at = NULL
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s
-  AND status = 'processing' AND worker_id = %(worker_id)s;
+WITH done AS (
+    UPDATE jobs
+    SET status = %(status)s, error = %(error)s, completed_at = now(), updated_at = now(),
+        worker_id = NULL, lease_expires_at = NULL
+    WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+      AND status = 'processing' AND worker_id = %(worker_id)s
+    RETURNING job_id
+)
+SELECT pg_notify('algajobs_done_' || current_schema(), job_id::text) FROM done;
 
 -- name: retry_job_later
 -- Put one held job back in the queue after a failed attempt.
@@ -97,14 +106,20 @@ RETURNING tenant, job_id, cancel_requested;
 
 -- name: recover_expired
 -- Requeue jobs whose worker died (lease expired); fail those out of attempts.
-UPDATE jobs
-SET status = CASE WHEN attempts >= max_attempts THEN 'failed'::job_status
-                  ELSE 'queued'::job_status END,
-    error = 'worker lost (lease expired) during attempt ' || attempts,
-    completed_at = CASE WHEN attempts >= max_attempts THEN now() END,
-    worker_id = NULL, lease_expires_at = NULL, updated_at = now()
-WHERE status = 'processing' AND runner_type = 'postgres' AND lease_expires_at < now()
-RETURNING tenant, job_id, status;
+WITH recovered AS (
+    UPDATE jobs
+    SET status = CASE WHEN attempts >= max_attempts THEN 'failed'::job_status
+                      ELSE 'queued'::job_status END,
+        error = 'worker lost (lease expired) during attempt ' || attempts,
+        completed_at = CASE WHEN attempts >= max_attempts THEN now() END,
+        worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+    WHERE status = 'processing' AND runner_type = 'postgres' AND lease_expires_at < now()
+    RETURNING tenant, job_id, status
+)
+SELECT tenant, job_id, status,
+       CASE WHEN status = 'failed'
+            THEN pg_notify('algajobs_done_' || current_schema(), job_id::text) END AS notified
+FROM recovered;
 
 -- name: update_progress
 UPDATE jobs
@@ -138,7 +153,10 @@ WITH old AS (
     DELETE FROM schedules AS s USING target
     WHERE s.tenant = target.tenant AND s.schedule_id = target.job_id
 )
-SELECT previous_status, status, runner_type, external_id FROM target;
+SELECT previous_status, status, runner_type, external_id,
+       CASE WHEN status = 'cancelled'
+            THEN pg_notify('algajobs_done_' || current_schema(), job_id::text) END AS notified
+FROM target;
 
 -- name: retry_job
 -- Manually requeue a failed or cancelled job, on the PostgreSQL queue, with fresh attempts.
@@ -268,12 +286,16 @@ SELECT false, status, runner_type FROM jobs
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND NOT EXISTS (SELECT 1 FROM claimed);
 
 -- name: finish_temporal_job
-UPDATE jobs
-SET status = %(status)s::job_status, error = %(error)s, result = %(result)s,
-    progress = CASE WHEN %(status)s::job_status = 'completed' THEN 100 ELSE progress END,
-    completed_at = now(), updated_at = now()
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
-  AND status IN ('pending', 'queued', 'processing');
+WITH done AS (
+    UPDATE jobs
+    SET status = %(status)s::job_status, error = %(error)s, result = %(result)s,
+        progress = CASE WHEN %(status)s::job_status = 'completed' THEN 100 ELSE progress END,
+        completed_at = now(), updated_at = now()
+    WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
+      AND status IN ('pending', 'queued', 'processing')
+    RETURNING job_id
+)
+SELECT pg_notify('algajobs_done_' || current_schema(), job_id::text) FROM done;
 
 -- name: set_attempts
 UPDATE jobs SET attempts = %(attempts)s, updated_at = now()
@@ -318,8 +340,8 @@ RETURNING (xmax = 0) AS created;
 -- A workflow that did start anyway finds the row claimed or claims it first;
 -- either way the handler runs once.
 UPDATE jobs
-SET runner_type = 'postgres', status = 'queued', updated_at = now(),
-    metadata = metadata || jsonb_build_object('fallback', %(reason)s::text)
+SET runner_type = 'postgres', status = 'queued', updated_at = now(), worker_id = NULL,
+    lease_expires_at = NULL, metadata = metadata || jsonb_build_object('fallback', %(reason)s::text)
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal'
   AND status IN ('pending', 'queued') AND external_run_id IS NULL
 RETURNING job_id;
@@ -353,6 +375,40 @@ JOIN jobs AS j ON j.tenant = s.tenant AND j.job_id = s.schedule_id
 WHERE j.status = 'active'
 ORDER BY s.next_run_at
 LIMIT %(limit)s;
+
+-- name: push_search_path
+-- Enqueue in the caller's transaction: our schema on the path for this transaction only.
+SELECT current_setting('search_path') AS previous, set_config('search_path', %(schema)s, true) AS now;
+
+-- name: pop_search_path
+SELECT set_config('search_path', %(path)s, true) AS now;
+
+-- name: claim_pending
+-- The outbox: lease up to %(limit)s committed pending rows to one relay (SKIP LOCKED);
+-- a relay that dies leaves its lease to expire, and another starts the rows again.
+WITH due AS (
+    SELECT tenant, job_id FROM jobs
+    WHERE status = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < now())
+    ORDER BY created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+SET worker_id = %(relay)s, lease_expires_at = now() + %(lease)s, updated_at = now()
+FROM due
+WHERE j.tenant = due.tenant AND j.job_id = due.job_id
+RETURNING j.tenant, j.job_id, j.type, j.data, j.user_id, j.priority, j.run_at, j.singleton_key,
+          j.created_at;
+
+-- name: mark_started
+-- The relay started the outbox row's workflow: it is now queued on Temporal.
+UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending';
+
+-- name: release_pending
+-- The relay could not start it now: another round (or relay) tries again.
+UPDATE jobs SET worker_id = NULL, lease_expires_at = NULL
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending' AND worker_id = %(relay)s;
 
 -- name: lock_migrations
 -- Migrations of one schema run one process at a time.

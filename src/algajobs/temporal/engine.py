@@ -24,10 +24,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ..activities import JobActivities
 from ..activities.records import TemporalRecords
-from ..db import Database
+from ..db import Database, Transaction
 from ..engine import Accepted, Admission, Ambiguous, Refused
 from ..enums import JobStatus, RunnerType
-from ..errors import AlgaJobsError, RunnerStateError
+from ..errors import AlgaJobsError, RunnerStateError, ValidationError
 from ..models import EngineHealth, ScheduleResult
 from ..registry import JobRegistry
 from ..schedule_spec import ScheduleSpec, SpecKind
@@ -127,6 +127,27 @@ class TemporalEngine:
             written = await insert
         return Accepted(written) if failure is None else failure
 
+    async def enqueue(self, request: JobRequest, tx: Transaction) -> ScheduleResult:
+        """Write an outbox row (``pending``) in the caller's transaction; the relay starts it after commit."""
+        return await self._store.insert_job(
+            request,
+            status=JobStatus.PENDING,
+            runner_type=RunnerType.TEMPORAL,
+            external_id=workflow_id_for(request.job_id),
+            tx=tx,
+        )
+
+    async def adopt(self, request: JobRequest, *, within: float | None = None) -> Admission:
+        """Start the workflow of a committed outbox row; a start an earlier relay made counts."""
+        failure = await self.start_workflow(request, within)
+        if failure is not None:
+            return failure
+        await self._store.mark_started(request.tenant_id, request.job_id)
+        result = ScheduleResult(
+            job_id=request.job_id, external_id=workflow_id_for(request.job_id), runner_type=self.kind
+        )
+        return Accepted(result)
+
     async def admit_many(self, requests: Sequence[JobRequest]) -> list[Admission]:
         """Admit each job (a workflow per job), a bounded number at a time."""
         gate = asyncio.Semaphore(_BATCH_CONCURRENCY)
@@ -196,9 +217,14 @@ class TemporalEngine:
         return None
 
     async def register_recurring(
-        self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None
+        self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None, tx: Transaction | None = None
     ) -> Admission:
-        """Create or update the Temporal Schedule, then its 'active' row (id derived from the schedule id)."""
+        """Create or update the Temporal Schedule, then its 'active' row (id derived from the schedule id).
+
+        A Temporal Schedule cannot join a database transaction: ``tx`` is refused (ValidationError).
+        """
+        if tx is not None:
+            raise ValidationError("a Temporal Schedule cannot join your transaction; register it after commit")
         schedule_id = schedule_id_for(request.tenant_id, request.name, request.singleton_key)
         row_id = schedule_row_id(schedule_id)
         schedule = Schedule(

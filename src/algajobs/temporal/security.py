@@ -32,6 +32,7 @@ _REFUSAL_WORDS = (
     "alert",  # "received fatal alert: ..." from the server
     "invalidcontenttype",  # TLS spoken to a plaintext port
     "private key",  # "failed to parse private key as RSA, ECDSA, or EdDSA"
+    "privatekey",  # PrivateKeyParseError: e.g. an encrypted key
     "keymismatch",  # client certificate and key do not belong together
     # A refusal during Client.connect arrives as RuntimeError text, not as an RPCError with a status.
     "code: unauthenticated",
