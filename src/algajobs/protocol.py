@@ -45,8 +45,9 @@ class JobRunner(Protocol):
         user_id: str | None = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        connection: Any = None,
     ) -> ScheduleResult:
-        """Run ``name`` with ``data`` as soon as a worker is free."""
+        """Run ``name`` with ``data`` as soon as a worker is free (in ``connection``'s transaction if given)."""
 
     async def schedule_job_at(
         self,
@@ -58,6 +59,7 @@ class JobRunner(Protocol):
         user_id: str | None = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        connection: Any = None,
     ) -> ScheduleResult:
         """Run ``name`` at ``run_at`` (timezone-aware)."""
 
@@ -71,8 +73,24 @@ class JobRunner(Protocol):
         user_id: str | None = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        connection: Any = None,
     ) -> ScheduleResult:
         """Run ``name`` on a cron or interval; same (tenant, name, key) updates in place."""
+
+    async def schedule_jobs(
+        self,
+        name: str,
+        payloads: list[Any],
+        *,
+        tenant_id: str,
+        user_id: str | None = None,
+        priority: int = 0,
+        connection: Any = None,
+    ) -> list[ScheduleResult]:
+        """Schedule a batch of jobs of one name."""
+
+    async def wait_for_result(self, job_id: Any, *, tenant_id: str, timeout: float) -> Any:  # noqa: ASYNC109 - DESIGN §12
+        """Return the job's result once it completes, or raise its typed failure."""
 
     async def cancel_job(self, job_id: Any, *, tenant_id: str) -> bool:
         """Cancel a queued job, ask a running one to stop, or remove a schedule."""
