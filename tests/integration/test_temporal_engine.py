@@ -401,3 +401,23 @@ async def test_a_malformed_external_start_fails_at_once(
     assert isinstance(cause, ApplicationError) and cause.non_retryable
     assert cause.type in {"MalformedJobInput", "UnknownJobError"}
     assert await runner.list_jobs(tenant_id="t1") == []
+
+
+async def test_progress_signals_are_throttled_so_history_stays_small(
+    runner: TemporalRunner, registry: JobRegistry
+) -> None:
+    """200 progress reports in a tight loop: every one reaches the row, only a few become history events."""
+
+    @registry.handler("chatty")
+    async def chatty(ctx: JobContext, data: Any) -> None:
+        for step in range(200):
+            await ctx.report_progress(step // 2, f"step {step}")
+
+    job = await runner.schedule_job("chatty", None, tenant_id="t1")
+    handle = handle_of(runner, job.job_id)
+    await handle.result()
+    history = await handle.fetch_history()
+    signals = [e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")]
+    assert 1 <= len(signals) <= 10
+    info = await runner.get_job_status(job.job_id, tenant_id="t1")
+    assert (info.status, info.progress) == (JobStatus.COMPLETED, 100)

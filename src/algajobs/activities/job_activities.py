@@ -35,6 +35,10 @@ from ..workflows.generic_job import CANCELLED_ERROR_TYPE
 from .records import TemporalRecords
 
 _HEARTBEAT_EVERY = 0.5  # the SDK throttles what it actually sends
+# Each updateProgress signal is a history event, and a history holds at most
+# 51,200: one signal a second keeps a job reporting in a tight loop far below
+# that for any run shorter than ~14 hours; the row gets every report.
+PROGRESS_SIGNAL_EVERY = 1.0
 
 
 class TemporalReporter(StoreReporter):
@@ -46,11 +50,15 @@ class TemporalReporter(StoreReporter):
         if info.workflow_id is None:
             raise RuntimeError("executeJobHandler runs only inside genericJobWorkflow")
         self._workflow = activity.client().get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+        self._signalled_at = float("-inf")
 
     async def report_progress(self, progress: int, message: str | None) -> None:
-        """Persist progress and signal it to the workflow so ``getJobState`` shows it."""
+        """Persist progress; signal it to the workflow (for ``getJobState``) at most once a second."""
         await super().report_progress(progress, message)
-        await self._workflow.signal("updateProgress", UpdateProgressSignal(progress=progress, message=message))
+        now = time.monotonic()
+        if now - self._signalled_at >= PROGRESS_SIGNAL_EVERY:
+            self._signalled_at = now
+            await self._workflow.signal("updateProgress", UpdateProgressSignal(progress=progress, message=message))
 
 
 class JobActivities:
