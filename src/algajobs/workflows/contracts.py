@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from ..enums import JobStatus, RunnerType
@@ -181,6 +181,16 @@ class ClaimVerdict(StrEnum):
 
 class ClaimResult(Wire):
     """What the claim saw: the verdict, and the row's status and owner when there is a row."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_release_0_1(cls, value: Any) -> Any:
+        # Histories recorded by 0.1 hold {claimed, status} (status "missing": no row); they must replay.
+        if isinstance(value, dict) and "verdict" not in value and "claimed" in value:
+            status = value.get("status")
+            verdict = "claimed" if value["claimed"] else "no_row" if status == "missing" else "taken"
+            value = {**value, "verdict": verdict, "status": None if status == "missing" else status}
+        return value
 
     verdict: ClaimVerdict
     status: JobStatus | None = None

@@ -197,7 +197,7 @@ class GenericJobWorkflow:
         result: object = None,
     ) -> GenericJobResult:
         finish = FinishJob(job_id=job_id, tenant_id=job.tenant_id, status=status, error=error, result=result)
-        await _bookkeeping("updateJobStatus", finish, type(None))
+        await _bookkeeping("updateJobStatus", finish, object)  # nothing to read; 0.1 histories hold a value
         progress = 100 if status is JobStatus.COMPLETED else self._state.progress
         self._set(step=status.value, error=error, progress=progress)
         return GenericJobResult(
