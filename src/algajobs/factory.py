@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .registry import JobRegistry
-from .runner import FailoverRunner, PostgresRunner, Runner, RunnerMode, TemporalRunner
+from .runner import FailoverRunner, PostgresRunner, Runner, TemporalRunner
 from .settings import Settings
+from .wiring import RunnerMode
 
 
 def create_runner(settings: Settings | None = None, registry: JobRegistry | None = None) -> Runner:
@@ -13,7 +14,7 @@ def create_runner(settings: Settings | None = None, registry: JobRegistry | None
     ``JOB_RUNNER_TYPE=temporal`` with fallback (the default) routes through a
     circuit breaker to the PostgreSQL queue; ``temporal`` without fallback
     uses Temporal alone; ``postgres`` the PostgreSQL queue alone (see
-    :class:`~algajobs.runner.RunnerMode`). Runners are async context
+    :class:`~algajobs.wiring.RunnerMode`). Runners are async context
     managers; ``start()`` begins processing.
     """
     settings = settings or Settings.load()

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from enum import StrEnum
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from temporalio.client import Client
 
 from . import scheduling
-from .circuit import CircuitBreaker, CircuitConfig, CircuitState
+from .circuit import CircuitState
 from .db import Database, joined
 from .engine import Accepted, Engine
 from .enums import JobStatus, RunnerType
@@ -33,35 +32,18 @@ from .outbox import Relay
 from .protocol import RunnerState
 from .registry import JobRegistry
 from .results import wait_for_result
-from .routing import Direct, Failover, Routing
+from .routing import Failover, Routing
 from .schedule_spec import ScheduleSpec
 from .settings import Settings
 from .store import JobStore
 from .supervisor import Supervisor
-from .telemetry import CIRCUIT_TRANSITIONS
 from .temporal.engine import TemporalEngine
+from .wiring import RunnerMode as RunnerMode  # re-exported: users import it from here too
+from .wiring import build
 
 log = logging.getLogger("algajobs.runner")
 MAX_BATCH = 10_000
 _HEALTH_WAIT = 2.0
-
-
-class RunnerMode(StrEnum):
-    """Which engines a runner uses and how it routes between them."""
-
-    POSTGRES = "postgres"
-    """The PostgreSQL queue alone."""
-    TEMPORAL = "temporal"
-    """Temporal alone: a job Temporal does not take is refused."""
-    FAILOVER = "failover"
-    """Temporal first, the PostgreSQL queue while Temporal is unreachable."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunnerMode:
-        """The mode ``JOB_RUNNER_TYPE`` and ``JOB_RUNNER_FALLBACK_TO_PGBOSS`` ask for."""
-        if settings.runner_type is RunnerType.POSTGRES:
-            return cls.POSTGRES
-        return cls.FAILOVER if settings.fallback_to_postgres else cls.TEMPORAL
 
 
 class Runner:
@@ -102,35 +84,13 @@ class Runner:
         db = await Database.open(self.settings)
         try:
             store = JobStore(db)
-            engines, routing = await self._build(db, store)
+            engines, routing = await build(self.mode, db, store, self.settings, self.registry, client=self._client)
         except BaseException:
             await db.close()
             raise
         self._db, self._store, self._engines, self._routing = db, store, engines, routing
         self.state = RunnerState.OPEN
         return self
-
-    async def _build(self, db: Database, store: JobStore) -> tuple[dict[RunnerType, Engine], Routing]:
-        postgres = PostgresEngine(db, store, self.settings, self.registry)
-        if self.mode is RunnerMode.POSTGRES:
-            return {RunnerType.POSTGRES: postgres}, Direct(postgres, store)
-        failover = self.mode is RunnerMode.FAILOVER
-        temporal = TemporalEngine(db, store, self.settings, self.registry, client=self._client, lazy=failover)
-        await temporal.open()
-        if not failover:
-            return {RunnerType.TEMPORAL: temporal}, Direct(temporal, store)
-        breaker = CircuitBreaker(
-            CircuitConfig(
-                failure_threshold=self.settings.circuit_failure_threshold,
-                cool_down=self.settings.circuit_cool_down.total_seconds(),
-                # A timeout within one call bound of a success means busy, not down.
-                busy_window=self.settings.circuit_call_timeout.total_seconds(),
-            ),
-            on_change=_export_transition,
-        )
-        bound = self.settings.circuit_call_timeout.total_seconds()
-        routing = Failover(temporal, postgres, breaker, store, bound=bound)
-        return {RunnerType.TEMPORAL: temporal, RunnerType.POSTGRES: postgres}, routing
 
     async def __aexit__(
         self,
@@ -446,7 +406,3 @@ class FailoverRunner(Runner):
     """A :class:`Runner` on Temporal with the PostgreSQL queue behind a circuit breaker."""
 
     default_mode = RunnerMode.FAILOVER
-
-
-def _export_transition(old: CircuitState, new: CircuitState) -> None:
-    CIRCUIT_TRANSITIONS.add(1, {"from": old.value, "to": new.value})
