@@ -295,3 +295,36 @@ async def test_a_worker_never_claims_a_job_type_it_has_no_handler_for(settings: 
         await scheduler.start()
         assert (await finished(scheduler, fresh.job_id)).status is JobStatus.COMPLETED
     assert sorted(seen) == [("added", 1), ("known", 2)]
+
+
+async def test_a_busy_worker_does_not_keep_alive_a_job_it_gave_up_on(
+    runner: PostgresRunner, registry: JobRegistry, seen: list[Any], conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """A row this worker holds but no longer runs (its outcome could not be written) is requeued after its lease."""
+    release = asyncio.Event()
+
+    @registry.handler("busy")
+    async def busy(ctx: JobContext, data: Any) -> None:
+        await release.wait()
+
+    await runner.start()
+    keeps_busy = await runner.schedule_job("busy", None, tenant_id="t1")
+    await eventually(
+        lambda: runner.get_job_status(keeps_busy.job_id, tenant_id="t1"), lambda i: i.status is JobStatus.PROCESSING
+    )
+    orphan = await runner.schedule_job_at(
+        "record", "orphan", datetime.now(UTC) + timedelta(hours=1), tenant_id="t1"
+    )
+    assert runner.worker is not None
+    # As after a failed outcome write: processing under this worker's id, but not among its running jobs.
+    await conn.execute(
+        "UPDATE jobs SET status = 'processing', attempts = 1, run_at = now(), worker_id = %s,"
+        " lease_expires_at = now() + interval '1 second' WHERE job_id = %s",
+        [runner.worker.worker_id, orphan.job_id],
+    )
+    info = await eventually(
+        lambda: runner.get_job_status(orphan.job_id, tenant_id="t1"), lambda i: i.status.is_finished, within=15
+    )
+    assert info.status is JobStatus.COMPLETED
+    assert (await runner.get_job_status(keeps_busy.job_id, tenant_id="t1")).status is JobStatus.PROCESSING
+    release.set()

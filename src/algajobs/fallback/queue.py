@@ -109,9 +109,15 @@ class QueueOps:
                 },
             )
 
-    async def heartbeat(self) -> list[UUID]:
-        """Extend the leases of every held job; return those asked to cancel."""
-        rows = await self._run("extend_leases", {"worker_id": self.worker_id, "lease": self._lease})
+    async def heartbeat(self, held: Sequence[tuple[str, UUID]]) -> list[UUID]:
+        """Extend the leases of the ``(tenant, job_id)`` jobs this worker holds; return those asked to cancel."""
+        params = {
+            "worker_id": self.worker_id,
+            "lease": self._lease,
+            "tenants": [tenant for tenant, _ in held],
+            "job_ids": [job_id for _, job_id in held],
+        }
+        rows = await self._run("extend_leases", params)
         return [r["job_id"] for r in rows if r["cancel_requested"]]
 
     async def recover_expired(self) -> int:

@@ -298,10 +298,14 @@ class PostgresWorker:
         interval = self._settings.lease_duration.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            if not self._running:
+            # Running jobs, and finished ones whose completion is not written yet; not a job
+            # whose outcome could not be written: its lease must lapse so it is retried.
+            held = [(r.job.tenant_id, r.job.job_id) for r in self._running.values()]
+            held += [(tenant, job_id) for tenant, job_id, _ in self._completions]
+            if not held:
                 continue
             try:
-                for job_id in await self._ops.heartbeat():
+                for job_id in await self._ops.heartbeat(held):
                     self._on_cancel(job_id)
             except Exception:
                 log.exception("extending leases failed")

@@ -98,11 +98,15 @@ WHERE j.tenant = u.tenant AND j.job_id = u.job_id
   AND j.status = 'processing' AND j.worker_id = %(worker_id)s;
 
 -- name: extend_leases
--- Heartbeat: keep this worker's jobs claimed; report which were asked to cancel.
-UPDATE jobs
+-- Heartbeat: keep the jobs this worker still holds (running, or done and not yet
+-- written) claimed; report which were asked to cancel. A row it gave up on is not
+-- renewed, so its lease expires and maintenance requeues it.
+UPDATE jobs AS j
 SET lease_expires_at = now() + %(lease)s
-WHERE status = 'processing' AND runner_type = 'postgres' AND worker_id = %(worker_id)s
-RETURNING tenant, job_id, cancel_requested;
+FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) AS held(tenant, job_id)
+WHERE j.tenant = held.tenant AND j.job_id = held.job_id
+  AND j.status = 'processing' AND j.runner_type = 'postgres' AND j.worker_id = %(worker_id)s
+RETURNING j.tenant, j.job_id, j.cancel_requested;
 
 -- name: recover_expired
 -- Requeue jobs whose worker died (lease expired); fail those out of attempts.
@@ -426,3 +430,70 @@ SELECT version FROM schema_migrations;
 
 -- name: record_migration
 INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: dashboard_counts
+-- The dashboard's overview: how many jobs in each (status, engine), one tenant or all.
+SELECT status, runner_type, count(*) AS count FROM jobs
+WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
+GROUP BY status, runner_type;
+
+-- name: dashboard_throughput
+-- Jobs finished per minute over the last hour (walks jobs_finished_idx).
+SELECT date_trunc('minute', completed_at) AS minute,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+FROM jobs
+WHERE completed_at >= now() - interval '1 hour' AND status IN ('completed', 'failed')
+  AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
+GROUP BY 1 ORDER BY 1;
+
+-- name: dashboard_list_jobs
+-- One page of jobs, newest first, keyset on (created_at, job_id) after the cursor
+-- (jobs_created_keyset_idx, jobs_tenant_keyset_idx or jobs_failed_keyset_idx; never OFFSET).
+-- NULL parameters mean "no filter"; each statement is planned with its values.
+SELECT tenant, job_id, type, status, runner_type, progress, attempts, max_attempts,
+       created_at, updated_at, error IS NOT NULL AS has_error
+FROM jobs
+WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
+  AND (%(status)s::job_status IS NULL OR status = %(status)s::job_status)
+  AND (%(type)s::text IS NULL OR type = %(type)s::text)
+  AND (%(engine)s::runner_type IS NULL OR runner_type = %(engine)s::runner_type)
+  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s::timestamptz)
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (created_at, job_id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY created_at DESC, job_id DESC
+LIMIT %(limit)s;
+
+-- name: dashboard_schedules
+-- Live recurring jobs (status 'active') of either engine, with the PostgreSQL schedule's next tick.
+SELECT j.tenant, j.job_id, j.type, j.runner_type, j.singleton_key, j.external_id, j.created_at,
+       j.updated_at, j.metadata ->> 'schedule' AS spec, s.next_run_at, s.last_run_at
+FROM jobs j
+LEFT JOIN schedules s ON s.tenant = j.tenant AND s.schedule_id = j.job_id
+WHERE j.status = 'active' AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s::text)
+ORDER BY j.tenant, j.type, j.created_at
+LIMIT %(limit)s;
+
+-- name: testing_queue_state
+-- Test kit (algajobs.testing): the work left for a worker serving %(types)s, per engine,
+-- and how far away the next delayed PostgreSQL job is (null: none).
+SELECT count(*) FILTER (WHERE runner_type = 'postgres' AND status = 'queued' AND run_at <= now()) AS due,
+       count(*) FILTER (WHERE runner_type = 'postgres' AND status = 'processing') AS running,
+       count(*) FILTER (WHERE runner_type = 'temporal'
+                          AND status IN ('pending', 'queued', 'processing')) AS temporal_live,
+       min(run_at) FILTER (WHERE runner_type = 'postgres' AND status = 'queued' AND run_at > now())
+           - now() AS next_due_in
+FROM jobs
+WHERE type = ANY(%(types)s::text[]);
+
+-- name: testing_advance_queue
+-- Test kit: move the PostgreSQL queue's clock forward by %(by)s (every queued job falls due that
+-- much sooner, so delays and retry backoffs keep their order) and wake the workers.
+WITH moved AS (
+    UPDATE jobs SET run_at = run_at - %(by)s
+    WHERE runner_type = 'postgres' AND status = 'queued' AND run_at > now()
+    RETURNING job_id
+)
+SELECT n.moved, pg_notify('algajobs_' || current_schema(), '')::text AS woke
+FROM (SELECT count(*) AS moved FROM moved) AS n;
