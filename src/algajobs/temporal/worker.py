@@ -13,13 +13,14 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from ..activities import JobActivities
-from ..errors import EngineUnavailableError
+from ..errors import ConfigurationError, EngineUnavailableError
 from ..settings import Settings
 from .connection import build_worker
 
 log = logging.getLogger("algajobs.temporal")
 _RETRY_MAX = 5.0
-_HEALTHY_RUN = 30.0  # a worker that ran this long was healthy: the next failure retries quickly
+_HEALTHY_RUN = 30.0
+_SHUTDOWN_SLACK = 10.0  # a worker that ran this long was healthy: the next failure retries quickly
 
 
 class SupervisedWorker:
@@ -49,7 +50,13 @@ class SupervisedWorker:
             return
         worker, self._worker = self._worker, None
         if worker is not None and worker.is_running:
-            await worker.shutdown()
+            # Bounded: a workflow task whose bookkeeping keeps retrying (database unreachable) would
+            # otherwise hold a SIGTERM forever. Its workflow is retried by another worker.
+            limit = self._settings.shutdown_grace.total_seconds() + _SHUTDOWN_SLACK
+            try:
+                await asyncio.wait_for(worker.shutdown(), limit)
+            except TimeoutError:
+                log.error("Temporal worker did not shut down within %.0fs; abandoning its in-flight tasks", limit)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -70,9 +77,14 @@ class SupervisedWorker:
             except Exception as exc:
                 if loop.time() - started > _HEALTHY_RUN:
                     delay = 0.2
-                # An unreachable cluster is expected and said in one line; anything else gets its traceback.
-                expected = isinstance(exc, EngineUnavailableError | RPCError | RuntimeError)
-                log.warning("Temporal worker unavailable (%s); retrying in %.1fs", exc, delay, exc_info=not expected)
+                if isinstance(exc, ConfigurationError):  # TLS or credentials refused: a fault to fix, said loudly
+                    log.error("Temporal worker cannot connect: %s; retrying in %.1fs", exc, delay)
+                else:
+                    # An unreachable cluster is expected and said in one line; anything else gets its traceback.
+                    expected = isinstance(exc, EngineUnavailableError | RPCError | RuntimeError)
+                    log.warning(
+                        "Temporal worker unavailable (%s); retrying in %.1fs", exc, delay, exc_info=not expected
+                    )
             finally:
                 self._worker = None
             await asyncio.sleep(delay)
