@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         default="alga-jobs", validation_alias=_env("temporal_task_queue", "TEMPORAL_JOB_TASK_QUEUE")
     )
     temporal_tls: bool = Field(default=False, validation_alias=_env("temporal_tls", "TEMPORAL_TLS"))
-    """Connect with TLS and the system's CAs (``TEMPORAL_TLS``); implied by any ``TEMPORAL_TLS_*`` below or an API key."""
+    """Connect with TLS and the system's CAs (``TEMPORAL_TLS``); implied by ``TEMPORAL_TLS_*`` or an API key."""
     temporal_tls_ca: str | None = Field(default=None, validation_alias=_env("temporal_tls_ca", "TEMPORAL_TLS_CA"))
     """CA certificate the server's is checked against: a file path or the PEM itself (``TEMPORAL_TLS_CA``)."""
     temporal_tls_cert: str | None = Field(default=None, validation_alias=_env("temporal_tls_cert", "TEMPORAL_TLS_CERT"))
