@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings
+from algajobs.sql import QUERIES
 from tests.helpers import eventually
 from tests.integration.jobs import register_all
 
@@ -326,3 +327,20 @@ async def test_a_busy_worker_does_not_keep_alive_a_job_it_gave_up_on(
     assert info.status is JobStatus.COMPLETED
     assert (await runner.get_job_status(keeps_busy.job_id, tenant_id="t1")).status is JobStatus.PROCESSING
     release.set()
+
+
+async def test_completing_a_large_batch_notifies_in_chunks(
+    runner: PostgresRunner, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """1,000 completions in one statement: the done notices stay under PostgreSQL's 8,000-byte limit."""
+    await conn.execute(
+        "INSERT INTO jobs (tenant, job_id, type, status, runner_type, worker_id)"
+        " SELECT 't1', gen_random_uuid(), 'record', 'processing', 'postgres', 'w' FROM generate_series(1, 1000)"
+    )
+    cur = await conn.execute("SELECT tenant, job_id FROM jobs WHERE worker_id = 'w'")
+    held = await cur.fetchall()
+    params = {"tenants": [t for t, _ in held], "job_ids": [j for _, j in held], "results": [None] * len(held),
+              "worker_id": "w"}  # fmt: skip
+    await conn.execute(QUERIES["complete_jobs"], params)
+    counts = await runner.count_jobs_by_status(tenant_id="t1")
+    assert counts[JobStatus.COMPLETED] == 1000

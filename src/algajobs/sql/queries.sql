@@ -64,9 +64,12 @@ WITH done AS (
     WHERE j.tenant = u.tenant AND j.job_id = u.job_id
       AND j.status = 'processing' AND j.worker_id = %(worker_id)s
     RETURNING j.job_id
+), chunked AS (
+    -- A notice holds under 8000 bytes: at most 200 ids (7,400 bytes) each.
+    SELECT job_id, (row_number() OVER () - 1) / 200 AS chunk FROM done
 )
 SELECT pg_notify('algajobs_done_' || current_schema(), string_agg(job_id::text, ','))
-FROM done HAVING count(*) > 0;
+FROM chunked GROUP BY chunk;
 
 -- name: finish_job
 -- End one held job as failed or cancelled.
