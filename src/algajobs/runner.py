@@ -202,12 +202,9 @@ class Runner:
         """
         if not isinstance(payloads, list | tuple) or not 1 <= len(payloads) <= MAX_BATCH:
             raise ValidationError(f"a batch is a list of 1..{MAX_BATCH} payloads")
-        requests = [
-            scheduling.prepare(
-                self.registry, self.settings, name, data, tenant_id=tenant_id, user_id=user_id, priority=priority
-            )
-            for data in payloads
-        ]
+        requests = scheduling.prepare_batch(
+            self.registry, self.settings, name, list(payloads), tenant_id=tenant_id, user_id=user_id, priority=priority
+        )
         if connection is not None:
             return await self._enqueue_many(requests, connection)
         return await self._require_routing().schedule_many(requests)

@@ -77,3 +77,34 @@ def prepare(
         run_at=None if run_at is None else validation.run_at(run_at),
         fresh_id=job_id is None,
     )
+
+
+def prepare_batch(
+    registry: JobRegistry,
+    settings: Settings,
+    name: str,
+    payloads: list[Any],
+    *,
+    tenant_id: object,
+    user_id: object = None,
+    priority: object = 0,
+) -> list[JobRequest]:
+    """Validate a batch of one name: the shared arguments once, each payload on its own."""
+    first = prepare(registry, settings, name, payloads[0], tenant_id=tenant_id, user_id=user_id, priority=priority)
+    requests = [first]
+    for data in payloads[1:]:
+        values = first.definition.validate_payload(data)
+        requests.append(
+            JobRequest(
+                job_id=uuid4(),
+                tenant_id=first.tenant_id,
+                definition=first.definition,
+                data=values,
+                data_json=validation.encode_payload(values, settings.max_payload_bytes),
+                user_id=first.user_id,
+                singleton_key=None,
+                priority=first.priority,
+                run_at=None,
+            )
+        )
+    return requests

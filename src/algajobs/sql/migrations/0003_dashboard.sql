@@ -9,3 +9,6 @@ CREATE INDEX jobs_tenant_keyset_idx ON jobs (tenant, created_at DESC, job_id DES
 -- Failed jobs: the list operators open most and bulk retry walks; partial, so
 -- it holds only the few failed rows and costs the queue nothing otherwise.
 CREATE INDEX jobs_failed_keyset_idx ON jobs (created_at DESC, job_id DESC) WHERE status = 'failed';
+-- The keyset index above starts with (tenant, created_at DESC): the older index
+-- on just that prefix only costs every insert, so it goes.
+DROP INDEX jobs_tenant_created_idx;
