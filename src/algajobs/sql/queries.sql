@@ -54,15 +54,22 @@ RETURNING j.tenant, j.job_id, j.type, j.data, j.attempts, j.max_attempts, j.user
           j.cancel_requested, j.metadata -> 'trace' AS trace;
 
 -- name: complete_jobs
--- Finish a batch of jobs this worker still holds; one notice lists them for wait_for_result.
-WITH done AS (
+-- Finish a batch of jobs this worker still holds; done notices list them for wait_for_result.
+-- Rows are locked in key order, as extend_leases does, so the two never deadlock.
+WITH held AS (
+    SELECT j.tenant, j.job_id, u.result
+    FROM jobs AS j
+    JOIN unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[]) AS u(tenant, job_id, result)
+      ON j.tenant = u.tenant AND j.job_id = u.job_id
+    WHERE j.status = 'processing' AND j.worker_id = %(worker_id)s
+    ORDER BY j.tenant, j.job_id
+    FOR UPDATE OF j
+), done AS (
     UPDATE jobs AS j
-    SET status = 'completed', result = u.result, progress = 100, completed_at = now(),
+    SET status = 'completed', result = held.result, progress = 100, completed_at = now(),
         updated_at = now(), worker_id = NULL, lease_expires_at = NULL, error = NULL
-    FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[])
-         AS u(tenant, job_id, result)
-    WHERE j.tenant = u.tenant AND j.job_id = u.job_id
-      AND j.status = 'processing' AND j.worker_id = %(worker_id)s
+    FROM held
+    WHERE j.tenant = held.tenant AND j.job_id = held.job_id
     RETURNING j.job_id
 ), chunked AS (
     -- A notice holds under 8000 bytes: at most 200 ids (7,400 bytes) each.
@@ -103,12 +110,20 @@ WHERE j.tenant = u.tenant AND j.job_id = u.job_id
 -- name: extend_leases
 -- Heartbeat: keep the jobs this worker still holds (running, or done and not yet
 -- written) claimed; report which were asked to cancel. A row it gave up on is not
--- renewed, so its lease expires and maintenance requeues it.
+-- renewed, so its lease expires and maintenance requeues it. Locks in key order.
+WITH held AS (
+    SELECT j.tenant, j.job_id
+    FROM jobs AS j
+    JOIN unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) AS u(tenant, job_id)
+      ON j.tenant = u.tenant AND j.job_id = u.job_id
+    WHERE j.status = 'processing' AND j.runner_type = 'postgres' AND j.worker_id = %(worker_id)s
+    ORDER BY j.tenant, j.job_id
+    FOR UPDATE OF j
+)
 UPDATE jobs AS j
 SET lease_expires_at = now() + %(lease)s
-FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) AS held(tenant, job_id)
+FROM held
 WHERE j.tenant = held.tenant AND j.job_id = held.job_id
-  AND j.status = 'processing' AND j.runner_type = 'postgres' AND j.worker_id = %(worker_id)s
 RETURNING j.tenant, j.job_id, j.cancel_requested;
 
 -- name: recover_expired
