@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import socket
-from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -31,7 +30,6 @@ from .store import JobStore
 
 log = logging.getLogger("algajobs.outbox")
 BATCH = 100
-_LEASE = timedelta(seconds=30)
 
 
 def relay_channel(schema: str) -> str:
@@ -63,7 +61,8 @@ class Relay:
 
     async def relay_once(self) -> int:
         """Lease one batch of pending rows and hand each to an engine; return how many were leased."""
-        rows = await self._store.claim_pending(self.relay_id, lease=_LEASE, limit=BATCH)
+        # A relay that dies holds its rows for one lease (JOB_LEASE_SECONDS), as a worker holds its jobs.
+        rows = await self._store.claim_pending(self.relay_id, lease=self._settings.lease_duration, limit=BATCH)
         await asyncio.gather(*(self._relay_row(row) for row in rows))
         return len(rows)
 

@@ -109,3 +109,16 @@ def fault_settings(request: pytest.FixtureRequest) -> Settings:
     uses_own = "own_postgres" in request.fixturenames
     settings: Settings = request.getfixturevalue("own_settings" if uses_own else "settings")
     return settings
+
+
+@pytest.fixture
+async def effects(fault_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Effect tables in the test schema; in-process handlers find them through the environment."""
+    settings = fault_settings
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("JOB_SCHEMA", settings.schema_name)
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, options=f"-c search_path={settings.schema_name}"
+    ) as conn:
+        await conn.execute(SETUP)
+    return settings

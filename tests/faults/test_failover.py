@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -22,24 +21,11 @@ from algajobs import EngineUnavailableError, FailoverRunner, JobStatus, RunnerTy
 from algajobs.circuit import CircuitState
 from algajobs.temporal.ids import workflow_id_for
 from algajobs.testing import temporal_cli_path
-from tests.faults.app import SETUP, registry
+from tests.faults.app import registry
 from tests.faults.conftest import ROOT, scalar
 from tests.faults.pgcluster import PgCluster
 from tests.faults.temporal_tools import DevServer, Proxy, ProxyMode, free_port
 from tests.helpers import eventually, temporal_engine
-
-
-@pytest.fixture
-async def effects(fault_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Effect tables in the test schema; in-process handlers find them through the environment."""
-    settings = fault_settings
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("JOB_SCHEMA", settings.schema_name)
-    async with await psycopg.AsyncConnection.connect(
-        settings.database_url, autocommit=True, options=f"-c search_path={settings.schema_name}"
-    ) as conn:
-        await conn.execute(SETUP)
-    return settings
 
 
 def failover_settings(settings: Settings, address: str, **changes: Any) -> Settings:
