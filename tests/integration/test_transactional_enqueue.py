@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -148,29 +149,29 @@ async def test_failover_outbox_falls_back_to_postgres_when_temporal_is_down(
 async def test_many_writers_and_relays_run_each_job_once(
     settings: Settings, registry: JobRegistry, ran: list[Any], env: WorkflowEnvironment
 ) -> None:
-    """200 jobs enqueued in 100 transactions by 4 writers, with 2 relaying workers: each runs exactly once."""
+    """1,000 jobs enqueued in 100 transactions by 4 writers, with 3 relaying workers: each runs exactly once."""
     conf = settings.model_copy(update={"runner_type": RunnerType.TEMPORAL, "temporal_task_queue": f"q-{uuid.uuid4()}"})
-    async with (
-        TemporalRunner(conf, registry, client=env.client) as one,
-        TemporalRunner(conf, registry, client=env.client) as two,
-    ):
-        await one.start()
-        await two.start()
+    async with contextlib.AsyncExitStack() as stack:
+        relays = [await stack.enter_async_context(TemporalRunner(conf, registry, client=env.client)) for _ in range(3)]
+        for relay in relays:
+            await relay.start()
 
         async def writer(w: int) -> None:
             async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
                 for t in range(25):
                     async with conn.transaction():
-                        for j in range(2):
-                            await one.schedule_job(
-                                "invoice", {"n": w * 1000 + t * 10 + j}, tenant_id="t1", connection=conn
-                            )
+                        for j in range(10):
+                            n = w * 1000 + t * 10 + j
+                            await relays[0].schedule_job("invoice", {"n": n}, tenant_id="t1", connection=conn)
 
         await asyncio.gather(*(writer(w) for w in range(4)))
         await eventually(
-            lambda: one.count_jobs_by_status(tenant_id="t1"), lambda c: c[JobStatus.COMPLETED] == 200, within=60
+            lambda: relays[0].count_jobs_by_status(tenant_id="t1"),
+            lambda c: c[JobStatus.COMPLETED] == 1000,
+            within=90,
+            interval=0.2,
         )
-    assert len(ran) == 200 and len(set(ran)) == 200
+    assert len(ran) == 1000 and len(set(ran)) == 1000
 
 
 async def test_wait_for_result_raises_the_jobs_typed_failure(
