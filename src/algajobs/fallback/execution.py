@@ -79,6 +79,7 @@ async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outc
     except JobCancelledError as exc:
         return Cancelled(str(exc) or "cancelled")
     except TimeoutError:
+        ctx.interrupt_with(None)  # the handler is already stopped: the flag must not cancel this task again
         ctx.request_cancel("timed out")  # lets a plain-def handler in its thread notice
         return Failed(HandlerTimeoutError(f"handler exceeded its timeout of {_human(definition.timeout)}"))
     except pydantic.ValidationError as exc:
