@@ -18,7 +18,7 @@ from algajobs.devstack import open_postgres
 from algajobs.testing import jobs_kit
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_TOOLS = ("initdb", "pg_ctl", "postgres", "psql", "pg_ctlcluster")
+POSTGRES_TOOLS = ("initdb", "pg_ctl", "postgres", "psql")  # Debian's wrappers sit beside psql
 
 
 def _closed_port() -> int:
