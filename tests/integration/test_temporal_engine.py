@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import uuid
@@ -15,7 +16,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from algajobs import (
@@ -421,3 +422,30 @@ async def test_progress_signals_are_throttled_so_history_stays_small(
     assert 1 <= len(signals) <= 10
     info = await runner.get_job_status(job.job_id, tenant_id="t1")
     assert (info.status, info.progress) == (JobStatus.COMPLETED, 100)
+
+
+async def test_a_retried_attempt_returns_the_recorded_result_instead_of_running_again(
+    runner: TemporalRunner, seen: list[Any], conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """An attempt whose handler returned but whose completion was lost is retried without running the handler."""
+    from algajobs.activities import JobActivities
+    from algajobs.workflows.contracts import ExecuteJobInput
+
+    job = await runner.schedule_job("record", 5, tenant_id="t1")
+    await handle_of(runner, job.job_id).result()
+    assert len(seen) == 1
+    # As after attempt 1's handler returned and the cluster died before its completion was recorded:
+    await conn.execute(
+        "UPDATE jobs SET status = 'processing', result = '\"first run\"',"
+        " metadata = metadata || '{\"handler_done\": true}' WHERE job_id = %s",
+        [job.job_id],
+    )
+    activities = JobActivities(runner.store, temporal_engine(runner).records, runner.registry)
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, attempt=2, workflow_id=f"alga-job-{job.job_id}")
+    retried = await environment.run(
+        activities.execute_job_handler,
+        ExecuteJobInput(job_id=str(job.job_id), job_name="record", tenant_id="t1", data=5),
+    )
+    assert retried == "first run"
+    assert len(seen) == 1  # the handler did not run again

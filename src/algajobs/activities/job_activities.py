@@ -80,6 +80,9 @@ class JobActivities:
         job_id = UUID(job.job_id)
         if attempt > 1:
             await self._records.set_attempts(job.tenant_id, job_id, attempt)
+            done, earlier = await self._records.handler_result(job.tenant_id, job_id)
+            if done:  # an earlier attempt's handler returned; only its completion was lost
+                return earlier
         ctx = JobContext(
             job_id=job_id,
             tenant_id=job.tenant_id,
@@ -118,6 +121,7 @@ class JobActivities:
             json.dumps(result)
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"handler result is not JSON-serializable: {exc}", non_retryable=True) from None
+        await self._records.record_handler_result(job.tenant_id, job_id, result)
         return result
 
     @activity.defn(name="updateJobStatus")

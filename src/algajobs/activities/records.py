@@ -71,6 +71,16 @@ class TemporalRecords:
             },
         )
 
+    async def record_handler_result(self, tenant_id: str, job_id: UUID, result: Any) -> None:
+        """Remember that the handler returned ``result`` (a retried activity then does not run it again)."""
+        params = {"tenant": tenant_id, "job_id": job_id, "result": None if result is None else json.dumps(result)}
+        await self._db.execute("record_handler_result", params)
+
+    async def handler_result(self, tenant_id: str, job_id: UUID) -> tuple[bool, Any]:
+        """``(True, result)`` if an earlier attempt's handler already returned, else ``(False, None)``."""
+        rows = await self._db.fetch("handler_result", {"tenant": tenant_id, "job_id": job_id})
+        return (True, rows[0]["result"]) if rows else (False, None)
+
     async def set_attempts(self, tenant_id: str, job_id: UUID, attempts: int) -> None:
         """Record a Temporal retry attempt."""
         await self._db.execute("set_attempts", {"tenant": tenant_id, "job_id": job_id, "attempts": attempts})
