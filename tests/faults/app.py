@@ -38,3 +38,11 @@ async def effect(ctx: JobContext, data: dict[str, Any]) -> str:
     await asyncio.sleep(float(data.get("sleep", 0)))
     await _record("INSERT INTO effects (job_id) VALUES (%s)", [ctx.job_id])
     return "done"
+
+
+@registry.handler("effect-idempotent")
+async def effect_idempotent(ctx: JobContext, data: dict[str, Any]) -> str:
+    """Like ``effect``, written as a handler must be under at-least-once delivery: a rerun is a no-op."""
+    await _record("INSERT INTO effect_starts (job_id, attempt) VALUES (%s, %s)", [ctx.job_id, ctx.attempt])
+    await _record("INSERT INTO effects (job_id) VALUES (%s) ON CONFLICT DO NOTHING", [ctx.job_id])
+    return "done"

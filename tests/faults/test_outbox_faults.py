@@ -44,7 +44,7 @@ def spawn_worker(conf: Settings, tmp_path: Path, name: str) -> subprocess.Popen[
 async def test_outbox_jobs_run_once_through_a_killed_relay_and_a_dying_cluster(
     effects: Settings, tmp_path: Path
 ) -> None:
-    """400 jobs from 4 writers in 200 transactions run once: a relaying worker SIGKILLed, Temporal dies and returns."""
+    """400 jobs from 4 writers in 200 transactions all run: a relaying worker SIGKILLed, Temporal dies and returns."""
     total = 400
     server = DevServer(tmp_path)
     await server.start()
@@ -58,7 +58,7 @@ async def test_outbox_jobs_run_once_through_a_killed_relay_and_a_dying_cluster(
                     for _ in range(total // 8):
                         async with conn.transaction():
                             for _ in range(2):
-                                await runner.schedule_job("effect", {}, tenant_id="t1", connection=conn)
+                                await runner.schedule_job("effect-idempotent", {}, tenant_id="t1", connection=conn)
                         await asyncio.sleep(0.02)
 
             async def chaos() -> None:
@@ -70,7 +70,7 @@ async def test_outbox_jobs_run_once_through_a_killed_relay_and_a_dying_cluster(
                 await server.start()
 
             await asyncio.gather(chaos(), *(writer() for _ in range(4)))
-            await all_finished(runner, total, within=120)
+            await all_finished(runner, total, within=90)
             jobs = await runner.list_jobs(tenant_id="t1", limit=1000)
     finally:
         for worker in workers:
@@ -78,7 +78,9 @@ async def test_outbox_jobs_run_once_through_a_killed_relay_and_a_dying_cluster(
                 worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=30)
         server.close()
-    assert await scalar(effects, "SELECT count(*) FROM effects") == total  # each job's effect exactly once
+    # Each outbox row became exactly one job and every job completed. A job the SIGKILL caught mid-run
+    # runs again (at-least-once), so the handler is idempotent and effects are counted per job.
+    assert await scalar(effects, "SELECT count(*) FROM effects") == total
     assert await scalar(effects, "SELECT count(*) FROM jobs WHERE status = 'pending'") == 0
     # The outage sent relayed jobs to PostgreSQL (how many also ran on Temporal depends on timing).
     assert any(j.runner_type is RunnerType.POSTGRES for j in jobs)
