@@ -11,6 +11,7 @@ ambiguous start never runs a job twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -170,11 +171,18 @@ class Failover:
             self.breaker.release()  # a half-open probe that never reached Temporal must not stay taken
 
     async def schedule_many(self, requests: Sequence[JobRequest]) -> list[ScheduleResult]:
-        """An open breaker sends the batch to PostgreSQL in one statement; otherwise job by job."""
+        """An open breaker: the batch to PostgreSQL in one statement; else each job as a call, concurrently.
+
+        The Temporal engine bounds the starts in flight; each job falls back on its own.
+        """
         if self.breaker.state is CircuitState.OPEN:
-            admissions = await self.fallback.admit_many(requests)
-            return [a.result for a in admissions if isinstance(a, Accepted)]
-        return [await self.schedule(r) for r in requests]
+            results = []
+            for request, admission in zip(requests, await self.fallback.admit_many(requests), strict=True):
+                if not isinstance(admission, Accepted):
+                    raise EngineUnavailableError(f"job {request.job_id} was not accepted: {admission.reason}")
+                results.append(admission.result)
+            return results
+        return list(await asyncio.gather(*(self.schedule(r) for r in requests)))
 
     async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
         """A Temporal Schedule when the breaker allows (retiring an outage-time twin); else PostgreSQL."""

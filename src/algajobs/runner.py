@@ -260,10 +260,6 @@ class Runner:
             return 0
         return await Failback(self.store, routing, self.registry, self.settings).move_schedules()
 
-    async def relay_outbox(self) -> int:
-        """Hand one batch of committed outbox rows to an engine now; return how many (workers do it on their own)."""
-        return await Relay(self.store, self._require_routing(), self.registry, self.settings).relay_once()
-
     async def wait_for_result(self, job_id: Any, *, tenant_id: str, timeout: float) -> Any:  # noqa: ASYNC109 - DESIGN §12
         """The job's result once it completes, whichever engine runs it; no polling (LISTEN).
 

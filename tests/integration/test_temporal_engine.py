@@ -449,3 +449,18 @@ async def test_a_retried_attempt_returns_the_recorded_result_instead_of_running_
     )
     assert retried == "first run"
     assert len(seen) == 1  # the handler did not run again
+
+
+async def test_failover_batch_starts_its_workflows_concurrently(
+    env: WorkflowEnvironment, settings: Settings, registry: JobRegistry, seen: list[Any]
+) -> None:
+    """schedule_jobs on a failover runner with a healthy cluster starts every job on Temporal; all complete."""
+    conf = settings.model_copy(update={"runner_type": RunnerType.TEMPORAL, "temporal_task_queue": f"q-{uuid.uuid4()}"})
+    async with FailoverRunner(conf, registry, client=env.client) as runner:
+        await runner.start()
+        jobs = await runner.schedule_jobs("record", list(range(20)), tenant_id="t1")
+        assert [j.runner_type for j in jobs] == [RunnerType.TEMPORAL] * 20
+        assert len({j.job_id for j in jobs}) == 20
+        for job in jobs:
+            assert await runner.wait_for_result(job.job_id, tenant_id="t1", timeout=30) is None
+    assert sorted(value for _, value in seen) == list(range(20))
