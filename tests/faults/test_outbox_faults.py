@@ -52,20 +52,31 @@ async def test_outbox_jobs_run_once_through_a_killed_relay_and_a_dying_cluster(
     workers = [spawn_worker(conf, tmp_path, "a"), spawn_worker(conf, tmp_path, "b")]
     try:
         async with FailoverRunner(conf, registry) as runner:  # schedules only: this process relays nothing
+            temporal_down = asyncio.Event()
+            halves_written = 0
 
             async def writer() -> None:
+                nonlocal halves_written
                 async with await psycopg.AsyncConnection.connect(conf.database_url) as conn:
-                    for _ in range(total // 8):
-                        async with conn.transaction():
-                            for _ in range(2):
-                                await runner.schedule_job("effect-idempotent", {}, tenant_id="t1", connection=conn)
-                        await asyncio.sleep(0.02)
+                    for half in range(2):
+                        if half == 1:  # the second half is committed while Temporal is down
+                            halves_written += 1
+                            await asyncio.wait_for(temporal_down.wait(), 60)
+                        for _ in range(total // 16):
+                            async with conn.transaction():
+                                for _ in range(2):
+                                    await runner.schedule_job("effect-idempotent", {}, tenant_id="t1", connection=conn)
+                            await asyncio.sleep(0.02)
 
             async def chaos() -> None:
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.5)
                 workers[0].send_signal(signal.SIGKILL)  # mid-batch: its leased outbox rows must not be lost
-                await asyncio.sleep(1.0)
+                for _ in range(600):  # bounded: until every writer finished its first half
+                    if halves_written == 4:
+                        break
+                    await asyncio.sleep(0.05)
                 server.kill()
+                temporal_down.set()
                 await asyncio.sleep(2.0)
                 await server.start()
 
@@ -82,5 +93,6 @@ async def test_outbox_jobs_run_once_through_a_killed_relay_and_a_dying_cluster(
     # runs again (at-least-once), so the handler is idempotent and effects are counted per job.
     assert await scalar(effects, "SELECT count(*) FROM effects") == total
     assert await scalar(effects, "SELECT count(*) FROM jobs WHERE status = 'pending'") == 0
-    # The outage sent relayed jobs to PostgreSQL (how many also ran on Temporal depends on timing).
+    # Rows committed while Temporal was down were relayed to PostgreSQL (the first half may have gone
+    # either way: a worker still connecting to Temporal relays to PostgreSQL too).
     assert any(j.runner_type is RunnerType.POSTGRES for j in jobs)
