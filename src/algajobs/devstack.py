@@ -17,6 +17,9 @@ The first that applies wins:
 
 ``throwaway=True`` (``algajobs dev --throwaway-postgres``) skips 1 and 2 and
 starts 3 in a temp directory that is deleted afterwards, else 4.
+
+It also picks the loopback ports of the stack's web pages (the dashboard and
+the Temporal Web UI): the usual port when it is free, else one the OS picks.
 """
 
 from __future__ import annotations
@@ -219,6 +222,47 @@ def throwaway_cluster() -> Iterator[str]:
             run(pg_ctl, "-D", data, "-m", "fast", "-w", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- ports of the dev stack's web pages ---------------------------------------
+
+
+def bind_port(host: str, port: int | None, *, default: int) -> socket.socket:
+    """A TCP socket bound to ``host``, for a server to listen on; the caller closes it.
+
+    ``port`` None means ``default``, or a free port the OS picks when
+    ``default`` is taken. A ``port`` given explicitly that is taken is a
+    ConfigurationError (the user asked for that one); 0 lets the OS pick.
+    Binding first holds the port, so nothing can take it before the server starts.
+    """
+    if port is None:
+        try:
+            return _bound(host, default)
+        except OSError:
+            return _bound(host, 0)
+    try:
+        return _bound(host, port)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def free_port(host: str, preferred: int) -> int:
+    """``preferred`` if nothing holds it now, else a free port the OS picks, for a server started next."""
+    with bind_port(host, None, default=preferred) as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As servers do: a port whose last connections linger in TIME_WAIT is free to reuse.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _redacted(url: str) -> str:

@@ -19,6 +19,7 @@ them all::
     ├── EngineUnavailableError      an engine (or PostgreSQL itself) did not answer in time
     ├── DatabaseError               PostgreSQL refused a statement (not a transient fault)
     ├── WorkerFailedError           a worker's background loop kept crashing; it stopped
+    ├── PayloadDecryptionError      an encrypted payload this process cannot open (key not held, or altered)
     ├── JobFailedError              wait_for_result: the job failed (its error is the message)
     ├── JobTimeoutError             wait_for_result: not finished in time (also a TimeoutError)
     └── JobCancelledError           raised inside a handler to end it as cancelled; by wait_for_result
@@ -90,6 +91,10 @@ class DatabaseError(AlgaJobsError):
 
 class WorkerFailedError(AlgaJobsError):
     """A worker's background loop kept crashing, so the worker stopped; the cause is chained."""
+
+
+class PayloadDecryptionError(AlgaJobsError):
+    """An encrypted payload could not be opened: its key is not in ``JOB_ENCRYPTION_KEYS``, or it was altered."""
 
 
 class JobFailedError(AlgaJobsError):

@@ -14,7 +14,8 @@ import logging
 
 from . import scheduling
 from .circuit import CircuitState
-from .errors import ValidationError
+from .encryption import require_plain
+from .errors import PayloadDecryptionError, ValidationError
 from .registry import JobRegistry
 from .routing import Failover
 from .schedule_spec import ScheduleSpec
@@ -48,10 +49,10 @@ class Failback:
             try:
                 spec = ScheduleSpec.parse(row["spec"])
                 request = scheduling.prepare(
-                    self._registry, self._settings, row["type"], row["data"], tenant_id=row["tenant"],
+                    self._registry, self._settings, row["type"], require_plain(row["data"]), tenant_id=row["tenant"],
                     user_id=row["user_id"], singleton_key=row["singleton_key"] or None, priority=row["priority"],
                 )  # fmt: skip
-            except ValidationError as exc:  # e.g. a handler this process does not register
+            except (ValidationError, PayloadDecryptionError) as exc:  # a handler (or key) this process lacks
                 log.info("recurring %s of %s stays on PostgreSQL: %s", row["type"], row["tenant"], exc)
                 continue
             if not await self._routing.fail_back(request, spec):

@@ -106,9 +106,38 @@ class EngineHealth(_Frozen):
     """The engine refused our TLS or credentials: a configuration error to fix, not an outage to wait out."""
 
 
+class UnservedJobType(_Frozen):
+    """Jobs of a type wait in a queue, but no live worker serves that type there on that engine."""
+
+    queue: str
+    job_name: str
+    engine: RunnerType
+    paused: bool = False
+    """Its queue is paused too (a resume alone would still find no worker)."""
+
+    def __str__(self) -> str:
+        return f"no worker for type {self.job_name!r} in queue {self.queue!r} ({self.engine.value})"
+
+
+class PausedQueue(_Frozen):
+    """A queue nothing is claimed from until it is resumed."""
+
+    queue: str
+    paused_at: datetime
+    paused_by: str | None = None
+    reason: str | None = None
+
+
 class HealthReport(_Frozen):
-    """Health of every configured engine and, when one exists, the circuit."""
+    """Health of every configured engine and, when one exists, the circuit.
+
+    ``unserved`` and ``paused_queues`` are warnings, not failures: jobs wait
+    (nothing is lost), and this process itself is fine.
+    """
 
     healthy: bool
     engines: tuple[EngineHealth, ...]
     circuit_state: str | None = None
+    unserved: tuple[UnservedJobType, ...] = ()
+    """Job types with waiting jobs that no live worker serves (rolling deploy, missing worker)."""
+    paused_queues: tuple[PausedQueue, ...] = ()

@@ -22,7 +22,8 @@ from uuid import UUID, uuid4
 
 from . import scheduling
 from .db import listening
-from .errors import ValidationError
+from .encryption import require_plain
+from .errors import PayloadDecryptionError, ValidationError
 from .registry import JobRegistry
 from .routing import Routing
 from .settings import Settings
@@ -70,11 +71,11 @@ class Relay:
         tenant, job_id = str(row["tenant"]), UUID(str(row["job_id"]))
         try:
             request = scheduling.prepare(
-                self._registry, self._settings, str(row["type"]), row["data"], tenant_id=tenant,
+                self._registry, self._settings, str(row["type"]), require_plain(row["data"]), tenant_id=tenant,
                 user_id=row["user_id"], singleton_key=row["singleton_key"], priority=row["priority"],
                 run_at=row["run_at"], job_id=job_id,
             )  # fmt: skip
-        except ValidationError as exc:  # e.g. no handler here yet: a worker that has one relays it
+        except (ValidationError, PayloadDecryptionError) as exc:  # no handler or key here: a worker with one relays it
             log.warning("outbox job %s waits for a worker that can relay it: %s", job_id, exc)
             await self._store.release_pending(tenant, job_id, self.relay_id)
             return

@@ -18,6 +18,7 @@ import pydantic_core
 from .context import JobContext
 from .errors import PayloadValidationError, UnknownJobError, ValidationError
 from .retry import RetryPolicy
+from .validation import DEFAULT_QUEUE, queue_name
 
 Handler = Callable[[JobContext, Any], Any]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -37,6 +38,10 @@ class JobDefinition:
     timeout: timedelta
     is_async: bool
     _adapter: pydantic.TypeAdapter[Any] = field(repr=False, compare=False)
+    queue: str = DEFAULT_QUEUE
+    """The named queue its jobs wait in (a Temporal task queue; a column on PostgreSQL)."""
+    concurrency: int | None = None
+    """At most this many jobs of this type run at once in one worker process (None: no cap of its own)."""
 
     def validate_payload(self, data: Any) -> Any:
         """Return ``data`` as JSON-ready Python values, or raise PayloadValidationError.
@@ -81,6 +86,7 @@ class JobRegistry:
 
     def __init__(self) -> None:
         self._jobs: dict[str, JobDefinition] = {}
+        self._queue_limits: dict[str, int] = {}
 
     def handler(
         self,
@@ -88,12 +94,21 @@ class JobRegistry:
         *,
         retry: RetryPolicy | None = None,
         timeout: timedelta = _DEFAULT_TIMEOUT,
+        queue: str = DEFAULT_QUEUE,
+        concurrency: int | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Register the decorated ``(ctx, data)`` function as the handler of ``name``."""
-        if not _NAME.fullmatch(name):
+        """Register the decorated ``(ctx, data)`` function as the handler of ``name``.
+
+        ``queue`` names the queue its jobs wait in (workers serve chosen
+        queues); ``concurrency`` caps how many of its jobs one worker process
+        runs at once.
+        """
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValidationError(f"invalid job name {name!r}: use letters, digits and _.:-")
         if timeout <= timedelta(0):
             raise ValidationError("timeout must be positive")
+        queue = queue_name(queue)
+        concurrency = _limit(concurrency, "concurrency")
 
         def register(fn: Handler) -> Handler:
             if name in self._jobs:
@@ -107,10 +122,27 @@ class JobRegistry:
                 timeout=timeout,
                 is_async=_is_async(fn),
                 _adapter=pydantic.TypeAdapter(payload_type),
+                queue=queue,
+                concurrency=concurrency,
             )
             return fn
 
         return register
+
+    def limit_queue(self, queue: str, *, concurrency: int) -> None:
+        """Run at most ``concurrency`` jobs of ``queue`` at once in one worker process."""
+        limit = _limit(concurrency, "concurrency")
+        assert limit is not None
+        self._queue_limits[queue_name(queue)] = limit
+
+    def queue_limit(self, queue: str) -> int | None:
+        """The per-process cap set by :meth:`limit_queue`, or None."""
+        return self._queue_limits.get(queue)
+
+    @property
+    def queues(self) -> list[str]:
+        """The queues of the registered job types, sorted."""
+        return sorted({d.queue for d in self._jobs.values()})
 
     def get(self, name: str) -> JobDefinition:
         """Return the definition of ``name`` or raise :class:`UnknownJobError`."""
@@ -127,6 +159,14 @@ class JobRegistry:
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+
+def _limit(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+        raise ValidationError(f"{what} must be an int from 1 to 100000, or None")
+    return value
 
 
 @functools.lru_cache(maxsize=256)

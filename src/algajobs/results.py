@@ -14,6 +14,7 @@ from uuid import UUID
 
 from . import validation
 from .db import listening
+from .encryption import require_plain
 from .enums import JobStatus
 from .errors import JobCancelledError, JobFailedError, JobTimeoutError, ValidationError
 from .models import JobInfo
@@ -38,7 +39,8 @@ async def wait_for_result(
 
     A failed job raises :class:`JobFailedError` (message: the job's error), a
     cancelled one :class:`JobCancelledError`; another tenant's job is
-    :class:`JobNotFoundError`, as everywhere.
+    :class:`JobNotFoundError`, as everywhere. A result encrypted with a key this
+    process does not hold raises :class:`PayloadDecryptionError`.
     """
     tenant, job = validation.tenant_id(tenant_id), validation.job_id(job_id)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 86_400:
@@ -60,7 +62,7 @@ async def wait_for_result(
 def _outcome(info: JobInfo, job: UUID) -> Any:
     match info.status:
         case JobStatus.COMPLETED:
-            return info.result
+            return require_plain(info.result)
         case JobStatus.CANCELLED:
             raise JobCancelledError(info.error or f"job {job} was cancelled")
         case _:

@@ -11,6 +11,7 @@ Temporal-only and failover are configurations of this class
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -23,13 +24,16 @@ from .circuit import CircuitState
 from .db import Database, joined
 from .engine import Accepted, Engine
 from .enums import JobStatus, RunnerType
-from .errors import JobStateError, RunnerStateError, ValidationError
+from .errors import AlgaJobsError, JobStateError, RunnerStateError, ValidationError
 from .failback import Failback
 from .fallback import PostgresEngine, PostgresWorker
+from .limits import Limits
 from .migrations import migrate
-from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from .models import EngineHealth, HealthReport, JobDetail, JobInfo, PausedQueue, ScheduleResult, UnservedJobType
 from .outbox import Relay
+from .presence import Presence
 from .protocol import RunnerState
+from .queues import QueueAdmin
 from .registry import JobRegistry
 from .results import wait_for_result
 from .routing import Failover, Routing
@@ -74,6 +78,8 @@ class Runner:
         self._engines: dict[RunnerType, Engine] = {}
         self._routing: Routing | None = None
         self._loops: Supervisor | None = None
+        self._limits = Limits(registry, settings)
+        self._presence: Presence | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -84,7 +90,9 @@ class Runner:
         db = await Database.open(self.settings)
         try:
             store = JobStore(db)
-            engines, routing = await build(self.mode, db, store, self.settings, self.registry, client=self._client)
+            engines, routing = await build(
+                self.mode, db, store, self.settings, self.registry, self._limits, client=self._client
+            )
         except BaseException:
             await db.close()
             raise
@@ -113,15 +121,19 @@ class Runner:
     async def start(self, *, only: RunnerType | None = None) -> None:
         """Begin processing in this process: a worker per engine (or ``only`` that engine's)."""
         engines = self._require_engines()
-        for kind, engine in engines.items():
-            if only is None or kind is only:
-                await engine.start_worker()
-        if only in (None, RunnerType.TEMPORAL) and RunnerType.TEMPORAL in engines and self._loops is None:
-            routing = self._require_routing()
+        started = [kind for kind in engines if only is None or kind is only]
+        for kind in started:
+            await engines[kind].start_worker()
+        if self._loops is None:
             self._loops = Supervisor()
-            self._loops.start("relay", Relay(self.store, routing, self.registry, self.settings).run)
-            if isinstance(routing, Failover):
-                self._loops.start("failback", Failback(self.store, routing, self.registry, self.settings).run)
+            # Say what this process serves, so health can name a job type no worker serves.
+            self._presence = Presence(self._require_db(), self._limits, started)
+            self._loops.start("presence", self._presence.run)
+            if RunnerType.TEMPORAL in started:
+                routing = self._require_routing()
+                self._loops.start("relay", Relay(self.store, routing, self.registry, self.settings).run)
+                if isinstance(routing, Failover):
+                    self._loops.start("failback", Failback(self.store, routing, self.registry, self.settings).run)
         self.state = RunnerState.PROCESSING
 
     async def stop(self) -> None:
@@ -131,6 +143,9 @@ class Runner:
             await loops.stop()
         for engine in self._engines.values():
             await engine.stop_worker()
+        presence, self._presence = self._presence, None
+        if presence is not None:
+            await presence.withdraw()
         if self.state is RunnerState.PROCESSING:
             self.state = RunnerState.OPEN
 
@@ -365,7 +380,33 @@ class Runner:
             healthy = reports[-1].healthy and not any(r.misconfigured for r in reports)
         else:
             healthy = all(r.healthy for r in reports)
-        return HealthReport(healthy=healthy, engines=tuple(reports), circuit_state=self.circuit_state)
+        unserved: list[UnservedJobType] = []
+        paused: list[PausedQueue] = []
+        if reports[-1].healthy:  # warnings need PostgreSQL; a down database is reported above
+            queues = QueueAdmin(self._require_db())
+            with contextlib.suppress(AlgaJobsError):
+                unserved, paused = await asyncio.gather(queues.unserved(), queues.paused())
+        return HealthReport(
+            healthy=healthy,
+            engines=tuple(reports),
+            circuit_state=self.circuit_state,
+            unserved=tuple(unserved),
+            paused_queues=tuple(paused),
+        )
+
+    # -- queues --------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, paused_by: str | None = None, reason: str | None = None) -> bool:
+        """Pause ``queue`` on both engines: its jobs wait, queued, until resumed. False if already paused."""
+        return await QueueAdmin(self._require_db()).pause(queue, paused_by=paused_by, reason=reason)
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue``: its waiting jobs run again. False if it was not paused."""
+        return await QueueAdmin(self._require_db()).resume(queue)
+
+    async def paused_queues(self) -> list[PausedQueue]:
+        """Every paused queue, with who paused it and why."""
+        return await QueueAdmin(self._require_db()).paused()
 
     def _require_engines(self) -> dict[RunnerType, Engine]:
         if self.state is RunnerState.CLOSED:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import validation
+from .encryption import parse_keys
 from .enums import RunnerType
-from .errors import ConfigurationError
+from .errors import AlgaJobsError, ConfigurationError
 
 _SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -76,6 +78,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("temporal_api_key", "TEMPORAL_API_KEY")
     )
     """API key sent as a bearer token, e.g. for Temporal Cloud (``TEMPORAL_API_KEY``)."""
+    encryption_keys: pydantic.SecretStr | None = Field(
+        default=None, validation_alias=_env("encryption_keys", "JOB_ENCRYPTION_KEYS")
+    )
+    """Payload encryption (``JOB_ENCRYPTION_KEYS``): comma-separated ``key-id:base64-key`` of 32-byte
+    AES-256-GCM keys; the first encrypts, every one decrypts (rotation). Job data and results are then
+    encrypted in Temporal history and in the ``jobs`` rows. Unset (default): stored as plain JSON."""
     worker_concurrency: int = Field(
         default=20, ge=1, le=10_000, validation_alias=_env("worker_concurrency", "JOB_WORKER_CONCURRENCY")
     )
@@ -84,6 +92,15 @@ class Settings(BaseSettings):
         default=50, ge=1, le=1_000, validation_alias=_env("fetch_batch_size", "JOB_FETCH_BATCH_SIZE")
     )
     """Most jobs claimed per fetch query (``JOB_FETCH_BATCH_SIZE``)."""
+    queues: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None, validation_alias=_env("queues", "JOB_QUEUES")
+    )
+    """Queues a worker serves, comma-separated (``JOB_QUEUES``); unset: every queue it has handlers for."""
+    tenant_concurrency: int | None = Field(
+        default=None, ge=1, le=10_000, validation_alias=_env("tenant_concurrency", "JOB_TENANT_CONCURRENCY")
+    )
+    """Most jobs of one tenant a worker runs at once (``JOB_TENANT_CONCURRENCY``); unset: no cap.
+    Claims share work between tenants either way."""
     poll_interval: timedelta = Field(
         default=timedelta(seconds=2), validation_alias=_env("poll_interval", "JOB_POLL_INTERVAL")
     )
@@ -184,6 +201,28 @@ class Settings(BaseSettings):
             raise ValueError(f"mutual TLS needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY; {missing} is not set")
         return self
 
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _queue_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if value is None:
+            return None
+        names = tuple(value)
+        if not names:
+            raise ValueError("name at least one queue, or leave it unset")
+        try:
+            return tuple(validation.queue_name(name) for name in names)
+        except AlgaJobsError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_parse(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
+        if value is not None:
+            parse_keys(value.get_secret_value())  # the message never holds key material
+        return value
+
     @field_validator("schema_name")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
@@ -235,4 +274,4 @@ def _describe(exc: pydantic.ValidationError) -> str:
     return "invalid configuration: " + "; ".join(parts)
 
 
-_SECRETS = frozenset({"TEMPORAL_TLS_KEY", "TEMPORAL_API_KEY"})
+_SECRETS = frozenset({"TEMPORAL_TLS_KEY", "TEMPORAL_API_KEY", "JOB_ENCRYPTION_KEYS"})

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from . import validation
 from .db import Database, Transaction
+from .encryption import Column, open_value, seal
 from .enums import JobStatus, RunnerType
 from .errors import JobNotFoundError, JobStateError, ValidationError
 from .models import JobDetail, JobInfo, ScheduleResult
@@ -43,6 +44,13 @@ class JobStore:
     async def _execute(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         return await self._db.fetch(name, params)
 
+    def _opened(self, row: dict[str, Any], *columns: Column) -> dict[str, Any]:
+        """``row`` with its payload columns decrypted for a reader (an EncryptedPayload where no key opens one)."""
+        keys, tenant = self._db.keys, row["tenant"]
+        for column in columns or (Column.DATA, Column.RESULT):
+            row[column.value] = open_value(keys, row[column.value], tenant=tenant, column=column)
+        return row
+
     async def insert_job(
         self,
         request: JobRequest,
@@ -56,6 +64,9 @@ class JobStore:
     ) -> ScheduleResult:
         """Write the job row (in ``tx``, the caller's transaction, when given); an existing id or singleton key wins."""
         run = self._execute if tx is None else tx.fetch
+        keys, data_json = self._db.keys, request.data_json
+        if keys is not None:
+            data_json = seal(keys, data_json, tenant=request.tenant_id, column=Column.DATA)
         params = {
             "tenant": request.tenant_id,
             "job_id": request.job_id,
@@ -63,13 +74,14 @@ class JobStore:
             "status": status,
             "runner_type": runner_type,
             "user_id": request.user_id,
-            "data": Jsonb(request.data, dumps=lambda _: request.data_json),
+            "data": Jsonb(request.data, dumps=lambda _: data_json),
             "priority": request.priority,
             "run_at": request.run_at,
             "max_attempts": request.definition.retry.max_attempts,
             "singleton_key": request.singleton_key,
             "metadata": Jsonb(metadata or {}),
             "external_id": external_id,
+            "queue": request.definition.queue,
         }
         if await run("insert_job", params):
             return ScheduleResult(job_id=request.job_id, external_id=external_id, runner_type=runner_type)
@@ -103,7 +115,7 @@ class JobStore:
         rows = await self._execute("get_job", key)
         if not rows:
             raise JobNotFoundError(f"job {key['job_id']} not found")
-        return JobInfo.from_row(rows[0])
+        return JobInfo.from_row(self._opened(rows[0]))
 
     async def list_jobs(
         self,
@@ -130,7 +142,7 @@ class JobStore:
                 "offset": page_offset,
             },
         )
-        return [JobInfo.from_row(row) for row in rows]
+        return [JobInfo.from_row(self._opened(row)) for row in rows]
 
     async def count_jobs_by_status(self, *, tenant_id: object, job_name: str | None = None) -> dict[JobStatus, int]:
         """Return how many of this tenant's jobs are in each status (zeros included)."""
@@ -146,6 +158,9 @@ class JobStore:
         rows = await self._execute("list_details", key)
         if not rows:
             await self.get_job(key["job_id"], tenant_id=key["tenant"])  # not found vs no details
+        keys, tenant = self._db.keys, key["tenant"]
+        for row in rows:
+            row["result"] = open_value(keys, row["result"], tenant=tenant, column=Column.DETAIL)
         return [JobDetail.model_validate(row) for row in rows]
 
     async def update_progress(self, tenant_id: str, job_id: UUID, progress: int, message: str | None) -> None:
@@ -167,8 +182,11 @@ class JobStore:
         """Write one ``job_details`` row and return its id."""
         detail_id = uuid4()
         try:
-            result_json = None if result is None else Jsonb(result, dumps=_dumps)
-            _dumps(result)
+            text = _dumps(result)
+            keys = self._db.keys
+            if keys is not None and result is not None:
+                text = seal(keys, text, tenant=tenant_id, column=Column.DETAIL)
+            result_json = None if result is None else Jsonb(result, dumps=lambda _: text)
         except TypeError as exc:
             raise ValidationError(f"detail result is not JSON-serializable: {exc}") from None
         await self._execute(
@@ -229,7 +247,8 @@ class JobStore:
 
     async def claim_pending(self, relay: str, *, lease: timedelta, limit: int) -> list[dict[str, Any]]:
         """Lease up to ``limit`` committed outbox rows to ``relay`` (oldest first)."""
-        return await self._execute("claim_pending", {"relay": relay, "lease": lease, "limit": limit})
+        rows = await self._execute("claim_pending", {"relay": relay, "lease": lease, "limit": limit})
+        return [self._opened(row, Column.DATA) for row in rows]
 
     async def mark_started(self, tenant_id: str, job_id: UUID) -> None:
         """An outbox row's workflow started: the row is queued on Temporal now."""
@@ -241,7 +260,8 @@ class JobStore:
 
     async def live_postgres_schedules(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Recurring jobs that live on PostgreSQL: (tenant, type, singleton_key, spec, data, priority, user_id)."""
-        return await self._execute("live_postgres_schedules", {"limit": limit})
+        rows = await self._execute("live_postgres_schedules", {"limit": limit})
+        return [self._opened(row, Column.DATA) for row in rows]
 
     async def retire_temporal_schedule(self, tenant_id: str, name: str, singleton_key: str | None) -> None:
         """Deactivate the Temporal twin of a recurring job now registered on PostgreSQL (its runs then skip)."""

@@ -25,6 +25,10 @@ from .errors import (
 )
 
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+# Queue names become part of Temporal task-queue names: short and plain.
+_QUEUE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+DEFAULT_QUEUE = "default"
+"""The queue a job type belongs to unless its handler names another."""
 # The spellings uuid.UUID() documents, in ASCII hex: it alone would also take
 # signs, underscores, spaces and any Unicode digit (it ends in int(text, 16)).
 _UUID = re.compile(r"(?:urn:uuid:)?\{?[0-9A-Fa-f]{8}(?:-?[0-9A-Fa-f]{4}){3}-?[0-9A-Fa-f]{12}\}?")
@@ -150,3 +154,10 @@ def page(limit: object, offset: object) -> tuple[int, int]:
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise ValidationError(f"offset must be an int from 0 to {MAX_OFFSET}, got {preview(offset)}")
     return int(limit), int(offset)
+
+
+def queue_name(queue: object) -> str:
+    """``queue`` if it is a valid queue name (1-63 lower-case letters, digits, ``_``, ``-``), else ValidationError."""
+    if not isinstance(queue, str) or not _QUEUE.fullmatch(queue):
+        raise ValidationError(f"invalid queue name {preview(queue)}: use 1-63 lower-case letters, digits, _ and -")
+    return queue

@@ -11,6 +11,7 @@ from .db import Database
 from .engine import Engine
 from .enums import RunnerType
 from .fallback import PostgresEngine
+from .limits import Limits
 from .registry import JobRegistry
 from .routing import Direct, Failover, Routing
 from .settings import Settings
@@ -43,15 +44,19 @@ async def build(
     store: JobStore,
     settings: Settings,
     registry: JobRegistry,
+    limits: Limits,
     *,
     client: Client | None = None,
 ) -> tuple[dict[RunnerType, Engine], Routing]:
-    """The engines of ``mode`` and the policy routing between them (Temporal dialled lazily in failover)."""
-    postgres = PostgresEngine(db, store, settings, registry)
+    """The engines of ``mode`` and the policy routing between them (Temporal dialled lazily in failover).
+
+    Both engines count against one ``limits``: caps are per process, whichever engine runs the job.
+    """
+    postgres = PostgresEngine(db, store, settings, registry, limits)
     if mode is RunnerMode.POSTGRES:
         return {RunnerType.POSTGRES: postgres}, Direct(postgres, store)
     failover = mode is RunnerMode.FAILOVER
-    temporal = TemporalEngine(db, store, settings, registry, client=client, lazy=failover)
+    temporal = TemporalEngine(db, store, settings, registry, limits, client=client, lazy=failover)
     await temporal.open()
     if not failover:
         return {RunnerType.TEMPORAL: temporal}, Direct(temporal, store)

@@ -58,19 +58,37 @@ async def test_concurrent_migrations_apply_once() -> None:
 
 
 @pytest.mark.usefixtures("settings")
-async def test_claim_query_uses_the_fetch_index(conn: psycopg.AsyncConnection[Any]) -> None:
-    """With many finished rows, claiming walks the partial index, not the table."""
+async def test_claim_query_uses_the_claim_index(conn: psycopg.AsyncConnection[Any]) -> None:
+    """With many finished rows and many tenants, claiming walks the partial claim index, never the table."""
     await conn.execute(
         "INSERT INTO jobs (tenant, job_id, type, status, runner_type, completed_at) "
-        "SELECT 't', gen_random_uuid(), 'x', 'completed', 'postgres', now() FROM generate_series(1, 20000)"
+        "SELECT 't' || (g % 50), gen_random_uuid(), 'x', 'completed', 'postgres', now() "
+        "FROM generate_series(1, 20000) g"
     )
     await conn.execute(
         "INSERT INTO jobs (tenant, job_id, type, status, runner_type) "
-        "SELECT 't', gen_random_uuid(), 'x', 'queued', 'postgres' FROM generate_series(1, 50)"
+        "SELECT 't' || (g % 5), gen_random_uuid(), 'x', 'queued', 'postgres' FROM generate_series(1, 50) g"
     )
     await conn.execute("ANALYZE jobs")
     query = sql.SQL("EXPLAIN ") + sql.SQL(QUERIES["claim_jobs"])
+    params = {
+        "limit": 10,
+        "tenants": 10,
+        "after": "",
+        "worker_id": "w",
+        "lease": "30 seconds",
+        "types": ["x"],
+        "queues": ["default"],
+        "capped_types": [],
+        "type_room": [],
+        "capped_queues": [],
+        "queue_room": [],
+        "full_tenants": [],
+        "tenant_room": [],
+        "tenant_cap": None,
+    }
     async with conn.transaction(force_rollback=True):
-        cur = await conn.execute(query, {"limit": 10, "worker_id": "w", "lease": "30 seconds", "types": ["x"]})
+        cur = await conn.execute(query, params)
         plan = "\n".join(row[0] for row in await cur.fetchall())
-    assert "jobs_fetch_idx" in plan, plan
+    assert "jobs_claim_idx" in plan, plan
+    assert "Seq Scan on jobs" not in plan, plan

@@ -23,6 +23,7 @@ from algajobs import (
     EngineUnavailableError,
     FailoverRunner,
     JobContext,
+    JobInfo,
     JobNotFoundError,
     JobRegistry,
     JobStatus,
@@ -304,8 +305,15 @@ async def test_workflow_replays_deterministically(runner: TemporalRunner, seen: 
 async def test_activities_carry_the_fixed_names(runner: TemporalRunner) -> None:
     """The worker registers the three fixed activity names."""
     from algajobs.activities import JobActivities
+    from algajobs.limits import Limits
 
-    activities = JobActivities(runner.store, temporal_engine(runner).records, runner.registry)
+    activities = JobActivities(
+        runner.store,
+        temporal_engine(runner).records,
+        runner.registry,
+        Limits(runner.registry, runner.settings),
+        task_queue_base=runner.settings.temporal_task_queue,
+    )
     names = [fn.__temporal_activity_definition.name for fn in activities.all]  # type: ignore[attr-defined]
     assert names == ["executeJobHandler", "updateJobStatus", "createJobDetail"]
 
@@ -386,13 +394,12 @@ async def test_another_client_starting_with_the_documented_input_gets_a_row_and_
         {"jobName": "record", "data": 1},  # no tenantId
         {"jobId": "not-a-uuid", "jobName": "record", "tenantId": "t1"},
         {"jobId": str(uuid.uuid4()), "jobName": "record", "tenantId": "bad tenant!"},
-        {"jobId": str(uuid.uuid4()), "jobName": "no-such-job", "tenantId": "t1"},
     ],
 )
 async def test_a_malformed_external_start_fails_at_once(
     runner: TemporalRunner, env: WorkflowEnvironment, bad: dict[str, Any]
 ) -> None:
-    """A malformed input or unknown job fails the workflow with a clear, non-retryable error."""
+    """A malformed input fails the workflow with a clear, non-retryable error."""
     handle = await env.client.start_workflow(
         "genericJobWorkflow", bad, id=f"bad-{uuid.uuid4()}", task_queue=runner.settings.temporal_task_queue
     )
@@ -400,8 +407,36 @@ async def test_a_malformed_external_start_fails_at_once(
         await asyncio.wait_for(handle.result(), 30)
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.non_retryable
-    assert cause.type in {"MalformedJobInput", "UnknownJobError"}
+    assert cause.type == "MalformedJobInput"
     assert await runner.list_jobs(tenant_id="t1") == []
+
+
+async def test_another_clients_job_of_an_unknown_type_waits_visibly_until_cancelled(
+    runner: TemporalRunner, env: WorkflowEnvironment
+) -> None:
+    """A start naming a type no worker has waits (a rolling deploy may bring it): its row is queued and cancellable."""
+    await runner.start()
+    job_id = uuid.uuid4()
+    handle = await env.client.start_workflow(
+        "genericJobWorkflow",
+        {"jobId": str(job_id), "jobName": "not-deployed-yet", "tenantId": "t1"},
+        id=f"alga-job-{job_id}",
+        task_queue=runner.settings.temporal_task_queue,
+    )
+
+    async def row() -> JobInfo | None:
+        found = await runner.list_jobs(tenant_id="t1")
+        return found[0] if found else None
+
+    info = await eventually(row, lambda i: i is not None)
+    assert info is not None
+    assert (info.status, info.job_name, info.runner_type) == (JobStatus.QUEUED, "not-deployed-yet", RunnerType.TEMPORAL)
+    await asyncio.sleep(3)  # time-skipped: several waits, and a continue-as-new, later it still waits
+    assert (await runner.get_job_status(job_id, tenant_id="t1")).status is JobStatus.QUEUED
+    assert await runner.cancel_job(job_id, tenant_id="t1")
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert GenericJobResult.model_validate(result).success is False
+    assert (await runner.get_job_status(job_id, tenant_id="t1")).status is JobStatus.CANCELLED
 
 
 async def test_progress_signals_are_throttled_so_history_stays_small(
@@ -429,6 +464,7 @@ async def test_a_retried_attempt_returns_the_recorded_result_instead_of_running_
 ) -> None:
     """An attempt whose handler returned but whose completion was lost is retried without running the handler."""
     from algajobs.activities import JobActivities
+    from algajobs.limits import Limits
     from algajobs.workflows.contracts import ExecuteJobInput
 
     job = await runner.schedule_job("record", 5, tenant_id="t1")
@@ -440,7 +476,13 @@ async def test_a_retried_attempt_returns_the_recorded_result_instead_of_running_
         " metadata = metadata || '{\"handler_done\": true}' WHERE job_id = %s",
         [job.job_id],
     )
-    activities = JobActivities(runner.store, temporal_engine(runner).records, runner.registry)
+    activities = JobActivities(
+        runner.store,
+        temporal_engine(runner).records,
+        runner.registry,
+        Limits(runner.registry, runner.settings),
+        task_queue_base=runner.settings.temporal_task_queue,
+    )
     environment = ActivityEnvironment()
     environment.info = dataclasses.replace(environment.info, attempt=2, workflow_id=f"alga-job-{job.job_id}")
     retried = await environment.run(

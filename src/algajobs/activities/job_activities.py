@@ -11,13 +11,16 @@ from typing import Any
 from uuid import UUID
 
 import pydantic
+from opentelemetry.trace import Span
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..context import JobContext
 from ..enums import JobStatus, RunnerType
 from ..errors import JobCancelledError, UnknownJobError
-from ..registry import JobRegistry
+from ..limits import Limits
+from ..queues import queue_of
+from ..registry import JobDefinition, JobRegistry
 from ..store import JobStore, StoreReporter
 from ..telemetry import execute_span, record_run
 from ..workflows.contracts import (
@@ -31,7 +34,7 @@ from ..workflows.contracts import (
     UpdateJobStatusInput,
     UpdateProgressSignal,
 )
-from ..workflows.generic_job import CANCELLED_ERROR_TYPE
+from ..workflows.generic_job import CANCELLED_ERROR_TYPE, NO_HANDLER_HERE
 from .records import TemporalRecords
 
 _HEARTBEAT_EVERY = 0.5  # the SDK throttles what it actually sends
@@ -64,10 +67,14 @@ class TemporalReporter(StoreReporter):
 class JobActivities:
     """Activities with their dependencies injected (store and registry)."""
 
-    def __init__(self, store: JobStore, records: TemporalRecords, registry: JobRegistry) -> None:
+    def __init__(
+        self, store: JobStore, records: TemporalRecords, registry: JobRegistry, limits: Limits, *, task_queue_base: str
+    ) -> None:
         self._store = store
         self._records = records
         self._registry = registry
+        self._limits = limits
+        self._task_queue_base = task_queue_base
 
     @activity.defn(name="executeJobHandler")
     async def execute_job_handler(self, job: ExecuteJobInput) -> Any:
@@ -75,7 +82,8 @@ class JobActivities:
         try:
             definition = self._registry.get(job.job_name)
         except UnknownJobError as exc:
-            raise ApplicationError(str(exc), type="UnknownJobError", non_retryable=True) from None
+            # Another worker on this task queue may have it (a rolling deploy): the workflow waits and asks again.
+            raise ApplicationError(str(exc), type=NO_HANDLER_HERE, non_retryable=True) from None
         attempt = activity.info().attempt
         job_id = UUID(job.job_id)
         if attempt > 1:
@@ -95,33 +103,37 @@ class JobActivities:
             execute_span(job.job_name, job_id, job.tenant_id, attempt, RunnerType.TEMPORAL, job.trace_context) as span,
             _heartbeating(),
         ):
-            started = time.perf_counter()
-            handler = asyncio.ensure_future(definition.invoke(ctx, job.data))
-            try:
-                # A plain def runs in a thread nothing can interrupt: shielded, so a cancel only asks.
-                result = await (handler if definition.is_async else asyncio.shield(handler))
-            except asyncio.CancelledError:
-                ctx.request_cancel("cancel requested")
-                if not definition.is_async:
-                    # The job is not over while its thread runs: report cancelled only once it returns.
-                    await asyncio.wait([handler])
-                raise
-            except JobCancelledError as exc:
-                raise ApplicationError(str(exc), type=CANCELLED_ERROR_TYPE, non_retryable=True) from None
-            except pydantic.ValidationError as exc:
-                raise ApplicationError(str(exc), type="PayloadValidationError", non_retryable=True) from None
-            except Exception as exc:
-                record_run(span, RunnerType.TEMPORAL, job.job_name, JobStatus.FAILED, started, str(exc))
-                non_retryable = isinstance(exc, definition.retry.non_retryable)
-                raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=non_retryable) from exc
-            record_run(span, RunnerType.TEMPORAL, job.job_name, JobStatus.COMPLETED, started)
+            async with self._limits.slot(definition.name, definition.queue, job.tenant_id):
+                return await self._run_handler(definition, ctx, job, span)
+
+    async def _run_handler(self, definition: JobDefinition, ctx: JobContext, job: ExecuteJobInput, span: Span) -> Any:
+        started = time.perf_counter()
+        handler = asyncio.ensure_future(definition.invoke(ctx, job.data))
+        try:
+            # A plain def runs in a thread nothing can interrupt: shielded, so a cancel only asks.
+            result = await (handler if definition.is_async else asyncio.shield(handler))
+        except asyncio.CancelledError:
+            ctx.request_cancel("cancel requested")
+            if not definition.is_async:
+                # The job is not over while its thread runs: report cancelled only once it returns.
+                await asyncio.wait([handler])
+            raise
+        except JobCancelledError as exc:
+            raise ApplicationError(str(exc), type=CANCELLED_ERROR_TYPE, non_retryable=True) from None
+        except pydantic.ValidationError as exc:
+            raise ApplicationError(str(exc), type="PayloadValidationError", non_retryable=True) from None
+        except Exception as exc:
+            record_run(span, RunnerType.TEMPORAL, job.job_name, JobStatus.FAILED, started, str(exc))
+            non_retryable = isinstance(exc, definition.retry.non_retryable)
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=non_retryable) from exc
+        record_run(span, RunnerType.TEMPORAL, job.job_name, JobStatus.COMPLETED, started)
         if ctx.cancelled:
             raise ApplicationError(ctx.cancel_reason or "cancelled", type=CANCELLED_ERROR_TYPE, non_retryable=True)
         try:
             json.dumps(result)
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"handler result is not JSON-serializable: {exc}", non_retryable=True) from None
-        await self._records.record_handler_result(job.tenant_id, job_id, result)
+        await self._records.record_handler_result(job.tenant_id, ctx.job_id, result)
         return result
 
     @activity.defn(name="updateJobStatus")
@@ -135,14 +147,23 @@ class JobActivities:
                 return None
 
     async def _claim(self, claim: ClaimJob) -> ClaimResult:
-        if not (claim.want_options or claim.new_row is not None):
-            return await self._records.claim(claim, max_attempts=0)  # the scheduler's row has its own
+        # Only a worker that can run the job claims it: otherwise the row stays queued
+        # (health names the type no worker serves) and the run waits for one that can.
         try:
             definition = self._registry.get(claim.job_name)
         except UnknownJobError:
+            if claim.new_row is not None:
+                # Another client's start (or a Schedule's run): its row shows the job waiting, in the
+                # queue of the task queue it was started on, and lets cancel_job reach it.
+                queue = queue_of(self._task_queue_base, activity.info().task_queue)
+                await self._records.register_waiting_run(claim, queue)
             return ClaimResult(verdict=ClaimVerdict.UNKNOWN_JOB)
+        if not (claim.want_options or claim.new_row is not None):
+            # The scheduler's row has its own attempts and queue.
+            return await self._records.claim(claim, max_attempts=0, queue=definition.queue)
         given = claim.new_row.max_attempts if claim.new_row is not None else None
-        result = await self._records.claim(claim, max_attempts=given or definition.retry.max_attempts)
+        max_attempts = given or definition.retry.max_attempts
+        result = await self._records.claim(claim, max_attempts=max_attempts, queue=definition.queue)
         if not claim.want_options:
             return result
         options = {"retry": RetrySpec.of(definition.retry), "timeout_seconds": definition.timeout.total_seconds()}

@@ -12,6 +12,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from ..db import Database
+from ..encryption import Column, open_strict, seal
 from ..enums import JobStatus, RunnerType
 from ..workflows.contracts import ClaimJob, ClaimResult, ClaimVerdict, FinishJob
 
@@ -23,20 +24,35 @@ class TemporalRecords:
         self._db = db
         self.row_wait = row_wait
 
-    async def claim(self, claim: ClaimJob, *, max_attempts: int) -> ClaimResult:
+    def _result(self, value: Any, tenant_id: str) -> str | None:
+        """A handler's result as the JSON text to store: sealed when JOB_ENCRYPTION_KEYS is set; None stays NULL."""
+        if value is None:
+            return None
+        text = json.dumps(value)
+        return text if self._db.keys is None else seal(self._db.keys, text, tenant=tenant_id, column=Column.RESULT)
+
+    def _jsonb(self, data: Any, tenant_id: str) -> Jsonb:
+        """Job data for a jsonb parameter: sealed when JOB_ENCRYPTION_KEYS is set."""
+        keys = self._db.keys
+        if keys is None:
+            return Jsonb(data)
+        return Jsonb(data, dumps=lambda v: seal(keys, json.dumps(v), tenant=tenant_id, column=Column.DATA))
+
+    async def claim(self, claim: ClaimJob, *, max_attempts: int, queue: str) -> ClaimResult:
         """Claim the job for this run unless another engine (or a cancel) got there first.
 
         A fresh job's row is written while its workflow starts, so a claim can
         outrun the insert: a missing row is awaited for ``row_wait`` seconds,
         then reported as ``NO_ROW`` (the scheduling call failed and said so).
         A run no scheduler wrote a row for (a Schedule's, another client's)
-        creates it; ``max_attempts`` is recorded on such a row.
+        creates it; ``max_attempts`` and ``queue`` are recorded on such a row.
+        A job in a paused queue is not claimed: the verdict is ``PAUSED``.
         """
         job_id = UUID(claim.job_id)
         params = {"tenant": claim.tenant_id, "job_id": job_id, "workflow_id": claim.workflow_id, "run_id": claim.run_id}
         if claim.new_row is not None:
             # No scheduler writes this row: the claim creates it, so there is nothing to wait for.
-            await self._register_run(claim, job_id, max_attempts)
+            await self._register_run(claim, job_id, max_attempts, queue)
             rows = await self._db.fetch("claim_for_temporal", params)
             if rows:
                 return self._verdict(rows[0])
@@ -52,8 +68,9 @@ class TemporalRecords:
 
     @staticmethod
     def _verdict(row: dict[str, Any]) -> ClaimResult:
+        verdict = ClaimVerdict.CLAIMED if row["claimed"] else ClaimVerdict.TAKEN
         return ClaimResult(
-            verdict=ClaimVerdict.CLAIMED if row["claimed"] else ClaimVerdict.TAKEN,
+            verdict=ClaimVerdict.PAUSED if row["paused"] else verdict,
             status=JobStatus(row["status"]),
             runner_type=RunnerType(row["runner_type"]),
         )
@@ -67,25 +84,32 @@ class TemporalRecords:
                 "job_id": UUID(finish.job_id),
                 "status": finish.status,
                 "error": finish.error,
-                "result": None if finish.result is None else json.dumps(finish.result),
+                "result": self._result(finish.result, finish.tenant_id),
             },
         )
 
     async def record_handler_result(self, tenant_id: str, job_id: UUID, result: Any) -> None:
         """Remember that the handler returned ``result`` (a retried activity then does not run it again)."""
-        params = {"tenant": tenant_id, "job_id": job_id, "result": None if result is None else json.dumps(result)}
+        params = {"tenant": tenant_id, "job_id": job_id, "result": self._result(result, tenant_id)}
         await self._db.execute("record_handler_result", params)
 
     async def handler_result(self, tenant_id: str, job_id: UUID) -> tuple[bool, Any]:
         """``(True, result)`` if an earlier attempt's handler already returned, else ``(False, None)``."""
         rows = await self._db.fetch("handler_result", {"tenant": tenant_id, "job_id": job_id})
-        return (True, rows[0]["result"]) if rows else (False, None)
+        if not rows:
+            return False, None
+        return True, open_strict(self._db.keys, rows[0]["result"], tenant=tenant_id, column=Column.RESULT)
 
     async def set_attempts(self, tenant_id: str, job_id: UUID, attempts: int) -> None:
         """Record a Temporal retry attempt."""
         await self._db.execute("set_attempts", {"tenant": tenant_id, "job_id": job_id, "attempts": attempts})
 
-    async def _register_run(self, claim: ClaimJob, job_id: UUID, max_attempts: int) -> None:
+    async def register_waiting_run(self, claim: ClaimJob, queue: str) -> None:
+        """Create the row of a run no worker here can claim yet (its handler is unknown here)."""
+        given = claim.new_row.max_attempts if claim.new_row is not None else None
+        await self._register_run(claim, UUID(claim.job_id), given or 1, queue)
+
+    async def _register_run(self, claim: ClaimJob, job_id: UUID, max_attempts: int, queue: str) -> None:
         """Create the row of a run a Temporal Schedule fired or another client started."""
         assert claim.new_row is not None
         run = claim.new_row
@@ -94,10 +118,11 @@ class TemporalRecords:
             "job_id": job_id,
             "type": claim.job_name,
             "user_id": run.user_id,
-            "data": Jsonb(run.data),
+            "data": self._jsonb(run.data, claim.tenant_id),
             "max_attempts": max_attempts,
             "workflow_id": claim.workflow_id,
             "run_id": claim.run_id,
+            "queue": queue,
         }
         if run.schedule_id is not None:
             await self._db.execute("register_scheduled_run", {**params, "schedule_id": UUID(run.schedule_id)})
@@ -117,6 +142,7 @@ class TemporalRecords:
         metadata: dict[str, Any],
         schedule_id: str,
         next_run_at: datetime,
+        queue: str,
     ) -> bool:
         """Write the schedule's 'active' row; return True if it was new."""
         rows = await self._db.fetch(
@@ -126,12 +152,13 @@ class TemporalRecords:
                 "job_id": job_id,
                 "type": name,
                 "user_id": user_id,
-                "data": Jsonb(data),
+                "data": self._jsonb(data, tenant_id),
                 "priority": priority,
                 "max_attempts": max_attempts,
                 "metadata": Jsonb(metadata),
                 "external_id": schedule_id,
                 "run_at": next_run_at,
+                "queue": queue,
             },
         )
         return bool(rows[0]["created"])

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..db import Database, Transaction
+from ..encryption import Column, seal
 from ..engine import Accepted, Admission
 from ..enums import JobStatus, RunnerType
+from ..limits import Limits
 from ..models import EngineHealth, ScheduleResult
 from ..registry import JobRegistry
 from ..schedule_spec import ScheduleSpec
@@ -21,8 +23,11 @@ from .worker import PostgresWorker
 class PostgresEngine:
     """Jobs as rows of the queue; the row write is the whole admission."""
 
-    def __init__(self, db: Database, store: JobStore, settings: Settings, registry: JobRegistry) -> None:
+    def __init__(
+        self, db: Database, store: JobStore, settings: Settings, registry: JobRegistry, limits: Limits
+    ) -> None:
         self._db = db
+        self._limits = limits
         self._store = store
         self._settings = settings
         self._registry = registry
@@ -54,6 +59,9 @@ class PostgresEngine:
     async def admit_many(self, requests: Sequence[JobRequest]) -> list[Admission]:
         """Queue fresh jobs of one tenant, name and user in a single statement."""
         first = requests[0]
+        datas = [r.data_json for r in requests]
+        if (keys := self._db.keys) is not None:
+            datas = [seal(keys, d, tenant=first.tenant_id, column=Column.DATA) for d in datas]
         params = {
             "tenant": first.tenant_id,
             "type": first.name,
@@ -61,8 +69,9 @@ class PostgresEngine:
             "priority": first.priority,
             "run_at": None,
             "max_attempts": first.definition.retry.max_attempts,
+            "queue": first.definition.queue,
             "job_ids": [r.job_id for r in requests],
-            "datas": [r.data_json for r in requests],
+            "datas": datas,
         }
         await self._db.execute("insert_jobs", params)
         return [
@@ -88,7 +97,8 @@ class PostgresEngine:
     async def start_worker(self) -> None:
         """Start a queue worker in this process (idempotent)."""
         if self.worker is None:
-            self.worker = PostgresWorker(self._db, self._settings, self._registry, self._store)
+            self._limits.load()
+            self.worker = PostgresWorker(self._db, self._settings, self._registry, self._store, self._limits)
             await self.worker.start()
 
     async def stop_worker(self) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 import pydantic
 
 from ..context import JobContext
+from ..encryption import EncryptedPayload
 from ..enums import JobStatus
-from ..errors import JobCancelledError
+from ..errors import JobCancelledError, PayloadDecryptionError
 from ..registry import JobDefinition
 
 
@@ -55,6 +56,8 @@ class HandlerTimeoutError(TimeoutError):
 
 async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outcome:
     """Run the handler under its timeout and classify the result; never raises."""
+    if isinstance(data, EncryptedPayload):  # no key here opens it: the handler must not see the marker
+        return Failed(PayloadDecryptionError(data.reason), retryable=False)
     # As on Temporal, a cancel interrupts an async handler at once (the handler
     # runs in this task: cancelling the task is the interrupt); a plain ``def``
     # runs in a thread that cannot be interrupted and sees the flag only.

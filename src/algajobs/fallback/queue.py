@@ -9,7 +9,9 @@ from typing import Any
 from uuid import UUID
 
 from ..db import Database
+from ..encryption import Column, KeySet, open_value, seal
 from ..enums import JobStatus
+from ..limits import ClaimFilter
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class ClaimedJob:
     tenant_id: str
     job_id: UUID
     name: str
+    queue: str
     data: Any
     attempt: int
     max_attempts: int
@@ -31,25 +34,45 @@ class ClaimedJob:
 class QueueOps:
     """The PostgreSQL engine's queue statements for one worker."""
 
-    def __init__(self, db: Database, worker_id: str, lease: timedelta, types: list[str]) -> None:
+    def __init__(self, db: Database, worker_id: str, lease: timedelta) -> None:
         self._db = db
         self.worker_id = worker_id
         self._lease = lease
-        self._types = types
+        # The ring of tenants resumes after the last one served, so every tenant gets its turn.
+        self._after = ""
 
     async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return await self._db.fetch(name, params)
 
-    async def claim(self, limit: int) -> list[ClaimedJob]:
-        """Claim up to ``limit`` due jobs of this worker's types (one statement, ``SKIP LOCKED``)."""
-        params = {"limit": limit, "worker_id": self.worker_id, "lease": self._lease, "types": self._types}
+    async def claim(self, limit: int, allowed: ClaimFilter) -> list[ClaimedJob]:
+        """Claim up to ``limit`` due jobs that ``allowed`` permits, shared between tenants (one statement)."""
+        params = {
+            "limit": limit,
+            "tenants": limit,
+            "after": self._after,
+            "worker_id": self.worker_id,
+            "lease": self._lease,
+            "types": allowed.types,
+            "queues": allowed.queues,
+            "capped_types": list(allowed.type_room),
+            "type_room": list(allowed.type_room.values()),
+            "capped_queues": list(allowed.queue_room),
+            "queue_room": list(allowed.queue_room.values()),
+            "full_tenants": list(allowed.tenant_room),
+            "tenant_room": list(allowed.tenant_room.values()),
+            "tenant_cap": allowed.tenant_cap,
+        }
         rows = await self._run("claim_jobs", params)
+        if rows:
+            self._after = _last_in_ring({r["tenant"] for r in rows}, self._after)
+        keys = self._db.keys  # data no key here opens becomes an EncryptedPayload: execute() fails that job
         return [
             ClaimedJob(
                 tenant_id=r["tenant"],
                 job_id=r["job_id"],
                 name=r["type"],
-                data=r["data"],
+                queue=r["queue"],
+                data=open_value(keys, r["data"], tenant=r["tenant"], column=Column.DATA),
                 attempt=r["attempts"],
                 max_attempts=r["max_attempts"],
                 user_id=r["user_id"],
@@ -61,12 +84,13 @@ class QueueOps:
 
     async def complete(self, done: Sequence[tuple[str, UUID, str | None]]) -> None:
         """Mark a batch of ``(tenant, job_id, result_json)`` completed."""
+        keys = self._db.keys
         await self._run(
             "complete_jobs",
             {
                 "tenants": [d[0] for d in done],
                 "job_ids": [d[1] for d in done],
-                "results": [d[2] for d in done],
+                "results": [d[2] for d in done] if keys is None else [_sealed(keys, d) for d in done],
                 "worker_id": self.worker_id,
             },
         )
@@ -123,3 +147,14 @@ class QueueOps:
     async def recover_expired(self) -> int:
         """Requeue (or fail) jobs whose worker stopped heartbeating; return how many."""
         return len(await self._run("recover_expired", {}))
+
+
+def _last_in_ring(tenants: set[str], after: str) -> str:
+    """The tenant the ring reached last: the ring runs from just after ``after`` round to it."""
+    later = [t for t in tenants if t > after]
+    return max(later) if later else max(tenants)
+
+
+def _sealed(keys: KeySet, done: tuple[str, UUID, str | None]) -> str | None:
+    tenant, _, result_json = done
+    return None if result_json is None else seal(keys, result_json, tenant=tenant, column=Column.RESULT)

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 from psycopg.types.json import Jsonb
 
 from ..db import Database, Transaction
+from ..encryption import Column, KeySet, seal
 from ..enums import JobStatus, RunnerType
 from ..models import ScheduleResult
 from ..schedule_spec import ScheduleSpec
@@ -20,13 +21,15 @@ async def upsert_schedule(
     """Create the schedule, or update the one with the same (tenant, name, singleton key); in ``tx`` if given."""
     key = {"tenant": request.tenant_id, "type": request.name, "singleton_key": request.singleton_key or ""}
     now = datetime.now(UTC)
+    data = Jsonb(request.data) if db.keys is None else _sealed(db.keys, request)
     params = {
         **key,
         "spec": spec.text,
-        "data": Jsonb(request.data),
+        "data": data,
         "priority": request.priority,
         "max_attempts": request.definition.retry.max_attempts,
         "user_id": request.user_id,
+        "queue": request.definition.queue,
         "next_run_at": spec.next_after(now),
         "metadata": Jsonb({"schedule": spec.text, "schedule_kind": spec.kind}),
     }
@@ -49,19 +52,25 @@ async def upsert_schedule(
                 "status": JobStatus.ACTIVE,
                 "runner_type": RunnerType.POSTGRES,
                 "user_id": request.user_id,
-                "data": Jsonb(request.data),
+                "data": data,
                 "priority": request.priority,
                 "run_at": params["next_run_at"],
                 "max_attempts": params["max_attempts"],
                 "singleton_key": request.singleton_key,
                 "metadata": params["metadata"],
                 "external_id": None,
+                "queue": request.definition.queue,
             },
         )
         await tx.execute("insert_schedule", {**params, "schedule_id": request.job_id})
         return ScheduleResult(job_id=request.job_id, external_id=None, runner_type=RunnerType.POSTGRES)
 
     return await (run(tx) if tx is not None else db.transact(run, what="upsert_schedule"))
+
+
+def _sealed(keys: KeySet, request: JobRequest) -> Jsonb:
+    text = seal(keys, request.data_json, tenant=request.tenant_id, column=Column.DATA)
+    return Jsonb(None, dumps=lambda _: text)
 
 
 async def fire_due(db: Database, *, limit: int = 100) -> int:
@@ -90,6 +99,7 @@ async def fire_due(db: Database, *, limit: int = 100) -> int:
                 "ticks": [r["next_run_at"] for r in due],
                 "max_attempts": [r["max_attempts"] for r in due],
                 "schedule_ids": [r["schedule_id"] for r in due],
+                "queues": [r["queue"] for r in due],
             },
         )
         await tx.execute(

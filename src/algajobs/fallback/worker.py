@@ -25,6 +25,7 @@ from ..context import JobContext
 from ..db import Database
 from ..enums import JobStatus, RunnerType
 from ..errors import UnknownJobError
+from ..limits import Limits
 from ..registry import JobDefinition, JobRegistry
 from ..settings import Settings
 from ..store import JobStore, StoreReporter
@@ -75,6 +76,7 @@ class PostgresWorker:
         settings: Settings,
         registry: JobRegistry,
         store: JobStore,
+        limits: Limits,
         *,
         worker_id: str | None = None,
     ) -> None:
@@ -85,7 +87,8 @@ class PostgresWorker:
         self._settings = settings
         self._registry = registry
         self._store = store
-        self._ops = QueueOps(db, self.worker_id, settings.lease_duration, [d.name for d in registry])
+        self._limits = limits
+        self._ops = QueueOps(db, self.worker_id, settings.lease_duration)
         self._running: dict[UUID, _Running] = {}
         # Jobs interrupted by stop(): they go back to the queue, whatever their handler returns.
         self._handing_back: set[UUID] = set()
@@ -180,16 +183,22 @@ class PostgresWorker:
                 await self._slot_freed.wait()
                 continue
             want = min(free, batch)
+            allowed = self._limits.claim_filter()
             self._wake.clear()
+            if not allowed.types:  # every type it serves is at its cap: wait for one to finish
+                await self._idle_wait()
+                continue
             try:
-                jobs = await self._ops.claim(want)
+                jobs = await self._ops.claim(want, allowed)
             except Exception:
                 log.exception("claiming jobs failed; retrying")
                 await asyncio.sleep(_ERROR_PAUSE)
                 continue
             for job in jobs:
+                self._limits.take(job.name, job.queue, job.tenant_id)
                 self._spawn(job)
-            if len(jobs) < want:
+            # A short claim is not an empty queue: tenants' shares and caps leave work for the next one.
+            if not jobs:
                 await self._idle_wait()
 
     async def _idle_wait(self) -> None:
@@ -239,7 +248,10 @@ class PostgresWorker:
             log.exception("recording the outcome of job %s failed", job.job_id, extra=_log_fields(job))
         finally:
             self._running.pop(job.job_id, None)
+            self._limits.give_back(job.name, job.queue, job.tenant_id)
             self._slot_freed.set()
+            if self._limits.capped:
+                self._wake.set()  # jobs held back by a cap may fit now
 
     async def _record(self, job: ClaimedJob, definition: JobDefinition, outcome: Outcome) -> None:
         match outcome:

@@ -8,19 +8,19 @@ SELECT 1;
 -- name: insert_job
 -- Write a new job; a repeated job id or a live singleton key writes nothing.
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
-                  run_at, max_attempts, singleton_key, metadata, external_id)
+                  run_at, max_attempts, singleton_key, metadata, external_id, queue)
 VALUES (%(tenant)s, %(job_id)s, %(type)s, %(status)s, %(runner_type)s, %(user_id)s,
         %(data)s, %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s,
-        %(singleton_key)s, %(metadata)s, %(external_id)s)
+        %(singleton_key)s, %(metadata)s, %(external_id)s, %(queue)s)
 ON CONFLICT DO NOTHING
 RETURNING job_id;
 
 -- name: insert_jobs
 -- Batch form of insert_job for jobs without singleton keys.
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
-                  run_at, max_attempts)
+                  run_at, max_attempts, queue)
 SELECT %(tenant)s, u.job_id, %(type)s, 'queued', 'postgres', %(user_id)s, u.data,
-       %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s
+       %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s, %(queue)s
 FROM unnest(%(job_ids)s::uuid[], %(datas)s::jsonb[]) AS u(job_id, data)
 ON CONFLICT DO NOTHING;
 
@@ -34,23 +34,84 @@ WHERE tenant = %(tenant)s
 LIMIT 1;
 
 -- name: claim_jobs
--- Claim up to %(limit)s due jobs of the types this worker can run; SKIP LOCKED lets
--- workers share. A type no worker serves waits (a rolling deploy adds handlers later).
-WITH due AS (
-    SELECT tenant, job_id FROM jobs
-    WHERE status = 'queued' AND runner_type = 'postgres' AND run_at <= now()
-      AND type = ANY(%(types)s::text[])
-    ORDER BY priority DESC, run_at
+-- Claim up to %(limit)s due jobs for one worker, shared fairly between tenants.
+-- The ring walks (skip scan on jobs_claim_idx) up to %(tenants)s tenants with
+-- queued jobs, starting after %(after)s (the last tenant served) and wrapping
+-- round; each tenant gives its best due jobs in priority order, an equal share
+-- each (less when the tenant is at its cap). Only job types this worker runs,
+-- in queues it serves that are not paused: a type no worker serves waits
+-- (rolling deploys). Per-type and per-queue room caps what is taken; the rest
+-- is left for the next claim. SKIP LOCKED lets workers share.
+WITH RECURSIVE ring_after(tenant, n) AS (
+    (SELECT tenant, 1 FROM jobs
+     WHERE status = 'queued' AND runner_type = 'postgres' AND tenant > %(after)s
+     ORDER BY tenant LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.tenant FROM jobs j
+            WHERE j.status = 'queued' AND j.runner_type = 'postgres' AND j.tenant > r.tenant
+            ORDER BY j.tenant LIMIT 1), r.n + 1
+    FROM ring_after r WHERE r.tenant IS NOT NULL AND r.n < %(tenants)s
+),
+ring_before(tenant, n) AS (
+    (SELECT tenant, 1 FROM jobs
+     WHERE status = 'queued' AND runner_type = 'postgres' AND tenant <= %(after)s
+     ORDER BY tenant LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.tenant FROM jobs j
+            WHERE j.status = 'queued' AND j.runner_type = 'postgres'
+              AND j.tenant > r.tenant AND j.tenant <= %(after)s
+            ORDER BY j.tenant LIMIT 1), r.n + 1
+    FROM ring_before r WHERE r.tenant IS NOT NULL AND r.n < %(tenants)s
+),
+ring AS (
+    SELECT tenant FROM (
+        SELECT tenant, 0 AS lap, n FROM ring_after WHERE tenant IS NOT NULL
+        UNION ALL
+        SELECT tenant, 1, n FROM ring_before WHERE tenant IS NOT NULL
+    ) t
+    ORDER BY lap, n
+    LIMIT %(tenants)s
+),
+open_queues AS (
+    SELECT array_agg(q) AS names FROM unnest(%(queues)s::text[]) AS q
+    WHERE q NOT IN (SELECT queue FROM paused_queues)
+),
+picked AS (
+    SELECT c.* FROM ring
+    CROSS JOIN LATERAL (
+        SELECT j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
+        WHERE j.tenant = ring.tenant AND j.status = 'queued' AND j.runner_type = 'postgres'
+          AND j.run_at <= now() AND j.type = ANY(%(types)s::text[])
+          AND j.queue = ANY(CAST((SELECT names FROM open_queues) AS text[]))
+        ORDER BY j.priority DESC, j.run_at
+        LIMIT least(
+            ceil(%(limit)s::numeric / greatest((SELECT count(*) FROM ring), 1)),
+            (SELECT room FROM unnest(%(full_tenants)s::text[], %(tenant_room)s::int[]) AS f(tenant, room)
+             WHERE f.tenant = ring.tenant),
+            %(tenant_cap)s::int)
+        FOR UPDATE SKIP LOCKED
+    ) c
+),
+ranked AS (
+    SELECT p.tenant, p.job_id, p.type, p.queue,
+           row_number() OVER (PARTITION BY p.type ORDER BY p.priority DESC, p.run_at) AS type_rank,
+           row_number() OVER (PARTITION BY p.queue ORDER BY p.priority DESC, p.run_at) AS queue_rank
+    FROM picked p
+),
+chosen AS (
+    SELECT r.tenant, r.job_id FROM ranked r
+    LEFT JOIN unnest(%(capped_types)s::text[], %(type_room)s::int[]) AS ct(type, room) ON ct.type = r.type
+    LEFT JOIN unnest(%(capped_queues)s::text[], %(queue_room)s::int[]) AS cq(queue, room) ON cq.queue = r.queue
+    WHERE (ct.room IS NULL OR r.type_rank <= ct.room) AND (cq.room IS NULL OR r.queue_rank <= cq.room)
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE jobs AS j
 SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
     updated_at = now()
-FROM due
-WHERE j.tenant = due.tenant AND j.job_id = due.job_id
-RETURNING j.tenant, j.job_id, j.type, j.data, j.attempts, j.max_attempts, j.user_id,
+FROM chosen
+WHERE j.tenant = chosen.tenant AND j.job_id = chosen.job_id
+RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
           j.cancel_requested, j.metadata -> 'trace' AS trace;
 
 -- name: complete_jobs
@@ -233,25 +294,25 @@ WHERE tenant = %(tenant)s AND type = %(type)s AND singleton_key = %(singleton_ke
 
 -- name: insert_schedule
 INSERT INTO schedules (tenant, schedule_id, type, singleton_key, spec, data, priority,
-                       max_attempts, user_id, next_run_at)
+                       max_attempts, user_id, next_run_at, queue)
 VALUES (%(tenant)s, %(schedule_id)s, %(type)s, %(singleton_key)s, %(spec)s, %(data)s,
-        %(priority)s, %(max_attempts)s, %(user_id)s, %(next_run_at)s);
+        %(priority)s, %(max_attempts)s, %(user_id)s, %(next_run_at)s, %(queue)s);
 
 -- name: update_schedule
 UPDATE schedules
-SET spec = %(spec)s, data = %(data)s, priority = %(priority)s,
+SET spec = %(spec)s, data = %(data)s, priority = %(priority)s, queue = %(queue)s,
     max_attempts = %(max_attempts)s, user_id = %(user_id)s, next_run_at = %(next_run_at)s
 WHERE tenant = %(tenant)s AND schedule_id = %(schedule_id)s;
 
 -- name: update_schedule_job
 UPDATE jobs
-SET data = %(data)s, priority = %(priority)s, user_id = %(user_id)s,
+SET data = %(data)s, priority = %(priority)s, user_id = %(user_id)s, queue = %(queue)s,
     metadata = %(metadata)s, run_at = %(next_run_at)s, updated_at = now()
 WHERE tenant = %(tenant)s AND job_id = %(schedule_id)s;
 
 -- name: lock_due_schedules
 -- Each due schedule is locked by exactly one worker; the others skip it.
-SELECT tenant, schedule_id, type, spec, data, priority, max_attempts, user_id, next_run_at
+SELECT tenant, schedule_id, type, spec, data, priority, max_attempts, user_id, next_run_at, queue
 FROM schedules
 WHERE next_run_at <= now()
 ORDER BY next_run_at
@@ -261,13 +322,14 @@ FOR UPDATE SKIP LOCKED;
 -- name: insert_fired_jobs
 -- One queued job per due tick; the tick index makes a second firing a no-op.
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
-                  run_at, max_attempts, schedule_id)
+                  run_at, max_attempts, schedule_id, queue)
 SELECT u.tenant, u.job_id, u.type, 'queued', 'postgres', u.user_id, u.data, u.priority,
-       u.tick, u.max_attempts, u.schedule_id
+       u.tick, u.max_attempts, u.schedule_id, u.queue
 FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(types)s::text[],
             %(user_ids)s::text[], %(datas)s::jsonb[], %(priorities)s::int[],
-            %(ticks)s::timestamptz[], %(max_attempts)s::int[], %(schedule_ids)s::uuid[])
-     AS u(tenant, job_id, type, user_id, data, priority, tick, max_attempts, schedule_id)
+            %(ticks)s::timestamptz[], %(max_attempts)s::int[], %(schedule_ids)s::uuid[],
+            %(queues)s::text[])
+     AS u(tenant, job_id, type, user_id, data, priority, tick, max_attempts, schedule_id, queue)
 ON CONFLICT DO NOTHING;
 
 -- name: advance_schedules
@@ -297,14 +359,17 @@ WITH claimed AS (
         started_at = coalesce(started_at, now()), external_id = %(workflow_id)s,
         external_run_id = %(run_id)s, updated_at = now()
     WHERE tenant = %(tenant)s AND job_id = %(job_id)s
-      AND (status IN ('pending', 'queued')
+      AND ((status IN ('pending', 'queued')
+            AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = jobs.queue))
            OR (status = 'processing' AND runner_type = 'temporal'
                AND external_run_id = %(run_id)s))
     RETURNING status, runner_type
 )
-SELECT true AS claimed, status, runner_type FROM claimed
+SELECT true AS claimed, status, runner_type, false AS paused FROM claimed
 UNION ALL
-SELECT false, status, runner_type FROM jobs
+SELECT false, status, runner_type,
+       status IN ('pending', 'queued') AND EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = jobs.queue)
+FROM jobs
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND NOT EXISTS (SELECT 1 FROM claimed);
 
 -- name: finish_temporal_job
@@ -340,9 +405,9 @@ WHERE tenant = %(tenant)s AND job_id = %(job_id)s;
 -- A Temporal Schedule fired: the run gets its own jobs row, but only while the
 -- schedule's 'active' row is there (not cancelled, not moved to PostgreSQL).
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, max_attempts,
-                  schedule_id, external_id, external_run_id)
+                  schedule_id, external_id, external_run_id, queue)
 SELECT %(tenant)s, %(job_id)s, %(type)s, 'queued', 'temporal', %(user_id)s, %(data)s,
-       %(max_attempts)s, %(schedule_id)s, %(workflow_id)s, %(run_id)s
+       %(max_attempts)s, %(schedule_id)s, %(workflow_id)s, %(run_id)s, %(queue)s
 WHERE EXISTS (SELECT 1 FROM jobs
               WHERE tenant = %(tenant)s AND job_id = %(schedule_id)s
                 AND runner_type = 'temporal' AND status = 'active')
@@ -352,19 +417,19 @@ ON CONFLICT DO NOTHING;
 -- Another client (TypeScript, Go, the temporal CLI) started genericJobWorkflow:
 -- the run creates its own row. An existing row with that id wins.
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, max_attempts,
-                  external_id, external_run_id, metadata)
+                  external_id, external_run_id, metadata, queue)
 VALUES (%(tenant)s, %(job_id)s, %(type)s, 'queued', 'temporal', %(user_id)s, %(data)s,
-        %(max_attempts)s, %(workflow_id)s, %(run_id)s, '{"started_by": "temporal client"}')
+        %(max_attempts)s, %(workflow_id)s, %(run_id)s, '{"started_by": "temporal client"}', %(queue)s)
 ON CONFLICT DO NOTHING;
 
 -- name: upsert_temporal_schedule
 -- The 'active' row of a Temporal Schedule; its id is derived from (tenant, name, key).
 INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
-                  max_attempts, metadata, external_id, run_at)
+                  max_attempts, metadata, external_id, run_at, queue)
 VALUES (%(tenant)s, %(job_id)s, %(type)s, 'active', 'temporal', %(user_id)s, %(data)s,
-        %(priority)s, %(max_attempts)s, %(metadata)s, %(external_id)s, %(run_at)s)
+        %(priority)s, %(max_attempts)s, %(metadata)s, %(external_id)s, %(run_at)s, %(queue)s)
 ON CONFLICT (tenant, job_id) DO UPDATE
-SET status = 'active', data = EXCLUDED.data, priority = EXCLUDED.priority,
+SET status = 'active', data = EXCLUDED.data, priority = EXCLUDED.priority, queue = EXCLUDED.queue,
     user_id = EXCLUDED.user_id, metadata = EXCLUDED.metadata, run_at = EXCLUDED.run_at,
     external_id = EXCLUDED.external_id, completed_at = NULL, cancel_requested = false,
     error = NULL, updated_at = now()
@@ -497,7 +562,8 @@ ORDER BY created_at DESC, job_id DESC
 LIMIT %(limit)s;
 
 -- name: dashboard_schedules
--- Live recurring jobs (status 'active') of either engine, with the PostgreSQL schedule's next tick.
+-- Live recurring jobs (status 'active') of either engine, with the PostgreSQL schedule's next tick
+-- (walks jobs_active_idx in order: no scan of the finished jobs).
 SELECT j.tenant, j.job_id, j.type, j.runner_type, j.singleton_key, j.external_id, j.created_at,
        j.updated_at, j.metadata ->> 'schedule' AS spec, s.next_run_at, s.last_run_at
 FROM jobs j
@@ -528,3 +594,64 @@ WITH moved AS (
 )
 SELECT n.moved, pg_notify('algajobs_' || current_schema(), '')::text AS woke
 FROM (SELECT count(*) AS moved FROM moved) AS n;
+
+-- name: announce_worker
+-- A worker process says what it serves; renewed every few seconds while it lives.
+-- Rows of workers long dead are dropped on the way.
+WITH gone AS (
+    DELETE FROM workers WHERE heartbeat_at < now() - interval '1 day'
+)
+INSERT INTO workers (worker_id, host, pid, engines, queues, types)
+VALUES (%(worker_id)s, %(host)s, %(pid)s, %(engines)s::runner_type[], %(queues)s, %(types)s)
+ON CONFLICT (worker_id) DO UPDATE
+SET engines = EXCLUDED.engines, queues = EXCLUDED.queues, types = EXCLUDED.types,
+    heartbeat_at = now();
+
+-- name: withdraw_worker
+DELETE FROM workers WHERE worker_id = %(worker_id)s;
+
+-- name: live_workers
+SELECT worker_id, host, pid, engines, queues, types, started_at, heartbeat_at FROM workers
+WHERE heartbeat_at > now() - %(alive)s
+ORDER BY started_at;
+
+-- name: unserved_job_types
+-- The (queue, type, engine) triples with queued jobs, found by a skip scan on
+-- jobs_waiting_idx (one probe per triple, however many jobs wait), minus those
+-- a live worker serves.
+WITH RECURSIVE waiting(queue, type, runner_type) AS (
+    (SELECT queue, type, runner_type FROM jobs
+     WHERE status = 'queued' ORDER BY queue, type, runner_type LIMIT 1)
+    UNION ALL
+    SELECT n.queue, n.type, n.runner_type FROM waiting w
+    CROSS JOIN LATERAL (
+        SELECT queue, type, runner_type FROM jobs
+        WHERE status = 'queued' AND (queue, type, runner_type) > (w.queue, w.type, w.runner_type)
+        ORDER BY queue, type, runner_type LIMIT 1
+    ) n
+)
+SELECT w.queue, w.type, w.runner_type,
+       EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = w.queue) AS paused
+FROM waiting w
+WHERE NOT EXISTS (
+    SELECT 1 FROM workers k
+    WHERE k.heartbeat_at > now() - %(alive)s
+      AND w.queue = ANY(k.queues) AND w.type = ANY(k.types) AND w.runner_type = ANY(k.engines)
+)
+ORDER BY w.queue, w.type, w.runner_type;
+
+-- name: pause_queue
+INSERT INTO paused_queues (queue, paused_by, reason)
+VALUES (%(queue)s, %(paused_by)s, %(reason)s)
+ON CONFLICT (queue) DO NOTHING
+RETURNING queue;
+
+-- name: resume_queue
+-- Resumed: wake PostgreSQL workers now (Temporal runs waiting on it re-check on their own).
+WITH gone AS (
+    DELETE FROM paused_queues WHERE queue = %(queue)s RETURNING queue
+)
+SELECT pg_notify('algajobs_' || current_schema(), '') AS woken FROM gone;
+
+-- name: paused_queues
+SELECT queue, paused_at, paused_by, reason FROM paused_queues ORDER BY queue;

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
 from opentelemetry import trace
 from temporalio.client import Client, OutboundInterceptor, StartWorkflowInput, WorkflowHandle
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ..activities import JobActivities
+from ..encryption import KeySet
 from ..errors import ConfigurationError, EngineUnavailableError
 from ..settings import Settings
 from ..workflows import GenericJobWorkflow
+from .codec import EncryptionCodec, PayloadConverter, plain_data_converter
 from .security import api_key, is_configuration_failure, tls_config
 
 
@@ -61,7 +64,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(settings),
             interceptors=[TracingWhenTraced()],
             lazy=lazy,
             retry_config=retry,
@@ -84,27 +87,49 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*_PASSTHROUGH))
 
 
-def with_converter(client: Client) -> Client:
-    """The same connection, with the pydantic data converter algajobs payloads need."""
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic JSON payloads, encrypted by :class:`EncryptionCodec` when ``JOB_ENCRYPTION_KEYS`` is set."""
+    keys = KeySet.from_settings(settings)
+    if keys is None:
+        return plain_data_converter
+    return dataclasses.replace(plain_data_converter, payload_codec=EncryptionCodec(keys))
+
+
+def _converts_as(converter: DataConverter, settings: Settings) -> bool:
+    codec = converter.payload_codec
+    keys = KeySet.from_settings(settings)  # one object per key text: identity is equality
+    if keys is None:
+        return converter is plain_data_converter
+    return (
+        converter.payload_converter_class is PayloadConverter
+        and isinstance(codec, EncryptionCodec)
+        and codec.keys is keys
+    )
+
+
+def with_converter(client: Client, settings: Settings) -> Client:
+    """The same connection, with the data converter algajobs payloads need (:func:`data_converter`)."""
     config = client.config()
     interceptors = list(config["interceptors"])
     traced = any(isinstance(i, TracingInterceptor) for i in interceptors)
-    if client.data_converter is pydantic_data_converter and traced:
+    if traced and _converts_as(client.data_converter, settings):
         return client
-    config["data_converter"] = pydantic_data_converter
+    config["data_converter"] = data_converter(settings)
     config["interceptors"] = interceptors if traced else [*interceptors, TracingWhenTraced()]
     return Client(**config)
 
 
-def build_worker(client: Client, settings: Settings, activities: JobActivities) -> Worker:
-    """A worker for ``genericJobWorkflow`` and its activities on the configured task queue."""
+def build_worker(
+    client: Client, settings: Settings, activities: JobActivities, *, task_queue: str, concurrency: int
+) -> Worker:
+    """A worker for ``genericJobWorkflow`` and its activities on one queue's task queue."""
     return Worker(
         client,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         workflows=[GenericJobWorkflow],
         activities=activities.all,
         workflow_runner=workflow_runner(),
-        max_concurrent_activities=settings.worker_concurrency,
+        max_concurrent_activities=concurrency,
         graceful_shutdown_timeout=settings.shutdown_grace,
         # Cancels reach a running handler on a heartbeat response: send them often.
         max_heartbeat_throttle_interval=timedelta(seconds=1),

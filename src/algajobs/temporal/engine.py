@@ -28,7 +28,9 @@ from ..db import Database, Transaction
 from ..engine import Accepted, Admission, Ambiguous, Refused
 from ..enums import JobStatus, RunnerType
 from ..errors import AlgaJobsError, RunnerStateError, ValidationError
+from ..limits import Limits
 from ..models import EngineHealth, ScheduleResult
+from ..queues import task_queue_for
 from ..registry import JobRegistry
 from ..schedule_spec import ScheduleSpec, SpecKind
 from ..scheduling import JobRequest
@@ -38,7 +40,7 @@ from ..workflows import WORKFLOW_NAME
 from ..workflows.contracts import CancelJobSignal
 from .connection import connect, with_converter
 from .health import check_temporal
-from .ids import schedule_id_for, schedule_row_id, workflow_id_for, workflow_input
+from .ids import schedule_id_for, schedule_row_id, temporal_priority, workflow_id_for, workflow_input
 from .security import is_configuration_failure
 from .worker import SupervisedWorker
 
@@ -62,6 +64,7 @@ class TemporalEngine:
         store: JobStore,
         settings: Settings,
         registry: JobRegistry,
+        limits: Limits,
         *,
         client: Client | None = None,
         lazy: bool = False,
@@ -71,12 +74,14 @@ class TemporalEngine:
         self._registry = registry
         self._lazy = lazy
         # Payloads are JSON through pydantic on every path, whatever client was passed in.
-        self._given = None if client is None else with_converter(client)
+        self._given = None if client is None else with_converter(client, settings)
         self._client: Client | None = self._given
         self._worker_client: Client | None = self._given
         self._start_slots = asyncio.Semaphore(settings.temporal_start_concurrency)
         self.records = TemporalRecords(db, row_wait=settings.temporal_row_wait.total_seconds())
-        self._worker = SupervisedWorker(self._eager_client, settings, JobActivities(store, self.records, registry))
+        self._limits = limits
+        activities = JobActivities(store, self.records, registry, limits, task_queue_base=settings.temporal_task_queue)
+        self._worker = SupervisedWorker(self._eager_client, settings, activities, self._task_queues)
 
     @property
     def kind(self) -> RunnerType:
@@ -197,8 +202,9 @@ class TemporalEngine:
                     WORKFLOW_NAME,  # by name: the run takes raw input, validated inside (see generic_job)
                     workflow_input(request),
                     id=workflow_id_for(request.job_id),
-                    task_queue=self._settings.temporal_task_queue,
+                    task_queue=self._task_queue(request),
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    priority=temporal_priority(request.priority, request.tenant_id),
                     rpc_timeout=None if within is None else timedelta(seconds=within),
                 ),
                 within,
@@ -232,7 +238,8 @@ class TemporalEngine:
                 WORKFLOW_NAME,
                 workflow_input(request, schedule_id=str(row_id)),
                 id=f"alga-scheduled-{row_id}",
-                task_queue=self._settings.temporal_task_queue,
+                task_queue=self._task_queue(request),
+                priority=temporal_priority(request.priority, request.tenant_id),
             ),
             spec=_temporal_spec(spec),
         )
@@ -266,6 +273,7 @@ class TemporalEngine:
             metadata={"schedule": spec.text, "schedule_kind": spec.kind, "singleton_key": request.singleton_key},
             schedule_id=schedule_id,
             next_run_at=spec.next_after(datetime.now(UTC)),
+            queue=request.definition.queue,
         )
 
     async def _delete_schedule(self, schedule_id: str, within: float | None) -> None:
@@ -315,6 +323,20 @@ class TemporalEngine:
     async def stop_worker(self) -> None:
         """Stop the worker; running activities get the shutdown grace period."""
         await self._worker.stop()
+
+    def _task_queues(self) -> dict[str, int]:
+        """Each served queue's task queue, with the most activities its worker runs at once."""
+        self._limits.load()
+        most = self._settings.worker_concurrency
+        return {
+            task_queue_for(self._settings.temporal_task_queue, queue): min(
+                most, self._registry.queue_limit(queue) or most
+            )
+            for queue in self._limits.queues
+        }
+
+    def _task_queue(self, request: JobRequest) -> str:
+        return task_queue_for(self._settings.temporal_task_queue, request.definition.queue)
 
     async def _eager_client(self) -> Client:
         # Workers need an eagerly connected client; a lazy one is re-dialled once the cluster answers.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from temporalio.common import Priority
+
 from ..scheduling import JobRequest
 from ..telemetry import carrier
 from ..workflows.contracts import GenericJobInput, RetrySpec
@@ -24,6 +26,26 @@ def schedule_id_for(tenant_id: str, name: str, singleton_key: str | None) -> str
 def schedule_row_id(schedule_id: str) -> uuid.UUID:
     """The job id of a Temporal Schedule's 'active' row, derived from the schedule id."""
     return uuid.uuid5(_SCHEDULE_NAMESPACE, schedule_id)
+
+
+def temporal_priority(priority: int, tenant_id: str) -> Priority:
+    """Our priority (higher runs first) as Temporal's task-queue priority, tenant as its fairness key.
+
+    Temporal has priority keys 1 (first) to 5 (last), 3 by default: 0 maps to 3,
+    1..99 to 2, 100 and up to 1, -1..-99 to 4, -100 and below to 5. Within a
+    key, a server with fairness enabled shares task dispatch between tenants.
+    """
+    if priority >= 100:
+        key = 1
+    elif priority > 0:
+        key = 2
+    elif priority == 0:
+        key = 3
+    elif priority > -100:
+        key = 4
+    else:
+        key = 5
+    return Priority(priority_key=key, fairness_key=tenant_id)
 
 
 def workflow_input(request: JobRequest, *, schedule_id: str | None = None) -> GenericJobInput:

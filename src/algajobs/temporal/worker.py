@@ -24,13 +24,24 @@ _SHUTDOWN_SLACK = 10.0  # a worker that ran this long was healthy: the next fail
 
 
 class SupervisedWorker:
-    """Runs ``genericJobWorkflow`` and its activities; retries with backoff while the cluster is unreachable."""
+    """Runs ``genericJobWorkflow`` and its activities: one SDK worker per served queue's task queue.
 
-    def __init__(self, client: Callable[[], Awaitable[Client]], settings: Settings, activities: JobActivities) -> None:
+    It retries with backoff while the cluster is unreachable.
+    """
+
+    def __init__(
+        self,
+        client: Callable[[], Awaitable[Client]],
+        settings: Settings,
+        activities: JobActivities,
+        task_queues: Callable[[], dict[str, int]],
+    ) -> None:
         self._client = client
         self._settings = settings
         self._activities = activities
-        self._worker: Worker | None = None
+        self._task_queues = task_queues
+        """Task queue name → most activities its worker runs at once (read when the worker starts)."""
+        self._workers: list[Worker] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -48,13 +59,14 @@ class SupervisedWorker:
         task, self._task = self._task, None
         if task is None:
             return
-        worker, self._worker = self._worker, None
-        if worker is not None and worker.is_running:
+        workers, self._workers = self._workers, []
+        running = [w for w in workers if w.is_running]
+        if running:
             # Bounded: a workflow task whose bookkeeping keeps retrying (database unreachable) would
             # otherwise hold a SIGTERM forever. Its workflow is retried by another worker.
             limit = self._settings.shutdown_grace.total_seconds() + _SHUTDOWN_SLACK
             try:
-                await asyncio.wait_for(worker.shutdown(), limit)
+                await asyncio.wait_for(asyncio.gather(*(w.shutdown() for w in running)), limit)
             except TimeoutError:
                 log.error("Temporal worker did not shut down within %.0fs; abandoning its in-flight tasks", limit)
         task.cancel()
@@ -69,8 +81,11 @@ class SupervisedWorker:
             try:
                 client = await self._client()
                 await client.service_client.check_health(timeout=timedelta(seconds=2))
-                self._worker = build_worker(client, self._settings, self._activities)
-                await self._worker.run()
+                self._workers = [
+                    build_worker(client, self._settings, self._activities, task_queue=name, concurrency=most)
+                    for name, most in self._task_queues().items()
+                ]
+                await _run_all(self._workers)
                 return  # shutdown() was called
             except asyncio.CancelledError:
                 raise
@@ -86,6 +101,20 @@ class SupervisedWorker:
                         "Temporal worker unavailable (%s); retrying in %.1fs", exc, delay, exc_info=not expected
                     )
             finally:
-                self._worker = None
+                self._workers = []
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX)
+
+
+async def _run_all(workers: list[Worker]) -> None:
+    """Run the workers until all stop; one failing shuts the others down and raises its error."""
+    runs = [asyncio.ensure_future(w.run()) for w in workers]
+    try:
+        await asyncio.gather(*runs)
+    except BaseException:
+        for worker in workers:
+            if worker.is_running and not worker.is_shutdown:
+                with contextlib.suppress(Exception):
+                    await worker.shutdown()
+        await asyncio.gather(*runs, return_exceptions=True)
+        raise

@@ -176,7 +176,10 @@ class ClaimVerdict(StrEnum):
     """A Schedule fired but its recurring job is not active here (cancelled, moved to PostgreSQL,
     or its registration failed); never run."""
     UNKNOWN_JOB = "unknown_job"
-    """This worker has no handler under that name (a run another client started); never run."""
+    """This worker has no handler under that name: the run waits for a worker that has one
+    (a rolling deploy adding the type); before 0.3 the run failed."""
+    PAUSED = "paused"
+    """The job's queue is paused: the row stays queued and the run waits for a resume."""
 
 
 class ClaimResult(Wire):

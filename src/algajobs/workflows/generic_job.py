@@ -37,6 +37,16 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 WORKFLOW_NAME = "genericJobWorkflow"
 CANCELLED_ERROR_TYPE = "JobCancelledError"
+NO_HANDLER_HERE = "NoHandlerHere"
+"""The error type of an ``executeJobHandler`` attempt that reached a worker without the handler."""
+# Runs recorded before 0.3 failed a job no worker here could run; runs since wait for one.
+_WAIT_PATCH = "algajobs-0.3-wait-for-worker"
+_FIRST_WAIT = 1.0
+_LONGEST_WAIT = 30.0
+# A run that keeps waiting continues as new: its history stays bounded, and its next workflow
+# task goes to any worker of the task queue, not the (sticky) one that lacks the handler.
+_UNKNOWN_WAITS_PER_RUN = 3
+_PAUSED_WAITS_PER_RUN = 500
 _BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # The claim may wait for a row still being written (see TemporalRecords.claim).
 _CLAIM_TIMEOUT = timedelta(seconds=60)
@@ -86,9 +96,11 @@ class GenericJobWorkflow:
         if self._cancel is not None:
             return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
 
-        claim = await _bookkeeping("updateJobStatus", self._claim_input(job, job_id), ClaimResult, limit=_CLAIM_TIMEOUT)
+        claim = await self._claim(raw, job, job_id)
+        if claim is None:
+            return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
         match claim.verdict:
-            case ClaimVerdict.UNKNOWN_JOB:
+            case ClaimVerdict.UNKNOWN_JOB | ClaimVerdict.PAUSED:  # replaying a run from before 0.3
                 raise ApplicationError(
                     f"no handler registered for job {job.job_name!r}", type="UnknownJobError", non_retryable=True
                 )
@@ -102,11 +114,52 @@ class GenericJobWorkflow:
                 await self._detail(job, job_id, "claim-lost", JobStatus.CANCELLED, {"reason": reason})
                 return self._skipped(job_id, reason)
 
-        self._set(step="running", started_at=workflow.now())
+        self._set(step="running", started_at=workflow.now(), message=None)
         retry, timeout_seconds = job.retry or claim.retry, job.timeout_seconds or claim.timeout_seconds
         if retry is None or timeout_seconds is None:  # the claim answers with options whenever asked
             raise ApplicationError("no retry policy or timeout for this job", non_retryable=True)
-        timeout = timedelta(seconds=timeout_seconds)
+        return await self._run_handler(job, job_id, retry, timedelta(seconds=timeout_seconds))
+
+    async def _claim(self, raw: dict[str, Any], job: GenericJobInput, job_id: str) -> ClaimResult | None:
+        """Claim the row, waiting while no worker here has the handler or the queue is paused; None if cancelled."""
+        claim = await _bookkeeping("updateJobStatus", self._claim_input(job, job_id), ClaimResult, limit=_CLAIM_TIMEOUT)
+        waits = 0
+        while claim.verdict in (ClaimVerdict.UNKNOWN_JOB, ClaimVerdict.PAUSED) and workflow.patched(_WAIT_PATCH):
+            # The row stays queued meanwhile, so health shows the job waiting.
+            limit = _UNKNOWN_WAITS_PER_RUN if claim.verdict is ClaimVerdict.UNKNOWN_JOB else _PAUSED_WAITS_PER_RUN
+            if waits >= limit:
+                workflow.continue_as_new(raw)
+            waits += 1
+            self._set(step="waiting", message=_waiting_for(claim.verdict, job.job_name))
+            if await self._cancelled_within(waits):
+                return None
+            claim = await _bookkeeping(
+                "updateJobStatus", self._claim_input(job, job_id), ClaimResult, limit=_CLAIM_TIMEOUT
+            )
+        return claim
+
+    async def _run_handler(
+        self, job: GenericJobInput, job_id: str, retry: RetrySpec, time_limit: timedelta
+    ) -> GenericJobResult:
+        """Run the handler activity and record its outcome; an attempt that met a worker without it is asked again."""
+        waits = 0
+        while True:
+            try:
+                result = await self._execute(job, job_id, retry, time_limit)
+            except ActivityError as exc:
+                if self._cancel is not None or _is_cancellation(exc):
+                    return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
+                if _is_no_handler(exc) and workflow.patched(_WAIT_PATCH):
+                    # Another worker of this task queue has the handler (a rolling deploy): ask again.
+                    waits += 1
+                    if await self._cancelled_within(waits):
+                        return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
+                    continue
+                return await self._finish(job, job_id, JobStatus.FAILED, error=_describe(exc, time_limit))
+            return await self._finish(job, job_id, JobStatus.COMPLETED, result=result)
+
+    async def _execute(self, job: GenericJobInput, job_id: str, retry: RetrySpec, time_limit: timedelta) -> Any:
+        """Run ``executeJobHandler`` until it ends or the job is cancelled (ActivityError on failure)."""
         handle = workflow.start_activity(
             "executeJobHandler",
             ExecuteJobInput(
@@ -117,21 +170,15 @@ class GenericJobWorkflow:
                 user_id=job.user_id,
                 trace_context=job.trace_context,
             ),
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=heartbeat_timeout(timeout),
+            start_to_close_timeout=time_limit,
+            heartbeat_timeout=heartbeat_timeout(time_limit),
             retry_policy=temporal_retry(retry),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
         if not handle.done():
             handle.cancel()
-        try:
-            result = await handle
-        except ActivityError as exc:
-            if self._cancel is not None or _is_cancellation(exc):
-                return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
-            return await self._finish(job, job_id, JobStatus.FAILED, error=_describe(exc, timeout))
-        return await self._finish(job, job_id, JobStatus.COMPLETED, result=result)
+        return await handle
 
     @workflow.signal(name="cancelJob")
     def cancel_job(self, signal: CancelJobSignal) -> None:
@@ -154,6 +201,13 @@ class GenericJobWorkflow:
 
     def _set(self, **changes: object) -> None:
         self._state = self._state.model_copy(update=changes)
+
+    async def _cancelled_within(self, waits: int) -> bool:
+        """Wait the ``waits``-th backoff (1 s doubling to 30 s); True if a cancel arrived meanwhile."""
+        pause = min(_FIRST_WAIT * 2 ** (waits - 1), _LONGEST_WAIT)
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: self._cancel is not None, timeout=pause)
+        return self._cancel is not None
 
     def _cancel_reason(self) -> str:
         if self._cancel is None:
@@ -242,6 +296,17 @@ def _malformed(problem: str) -> ApplicationError:
     return ApplicationError(
         f"malformed genericJobWorkflow input: {problem}", type="MalformedJobInput", non_retryable=True
     )
+
+
+def _waiting_for(verdict: ClaimVerdict, job_name: str) -> str:
+    if verdict is ClaimVerdict.PAUSED:
+        return "waiting: its queue is paused"
+    return f"waiting for a worker with a handler for {job_name!r}"
+
+
+def _is_no_handler(exc: ActivityError) -> bool:
+    cause = exc.cause
+    return isinstance(cause, ApplicationError) and cause.type == NO_HANDLER_HERE
 
 
 def _is_cancellation(exc: ActivityError) -> bool:
