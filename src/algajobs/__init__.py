@@ -33,7 +33,7 @@ from .errors import (
 )
 from .factory import create_runner
 from .migrations import migrate
-from .models import EngineHealth, HealthReport, JobDetail, JobInfo, ScheduleResult
+from .models import EngineHealth, HealthReport, JobDetail, JobInfo, PausedQueue, ScheduleResult, UnservedJobType
 from .protocol import JobRunner, RunnerState
 from .registry import JobDefinition, JobRegistry
 from .retry import RetryPolicy
@@ -68,6 +68,7 @@ __all__ = [
     "JobStateError",
     "JobStatus",
     "JobTimeoutError",
+    "PausedQueue",
     "PayloadDecryptionError",
     "PayloadTooLargeError",
     "PayloadValidationError",
@@ -83,6 +84,7 @@ __all__ = [
     "SyncRunner",
     "TemporalRunner",
     "UnknownJobError",
+    "UnservedJobType",
     "ValidationError",
     "WorkerFailedError",
     "create_runner",

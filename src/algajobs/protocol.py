@@ -125,4 +125,10 @@ class JobRunner(Protocol):
         """Stop processing: finish or hand back in-flight jobs."""
 
     async def is_healthy(self) -> HealthReport:
-        """Report each engine's health."""
+        """Report each engine's health, paused queues and job types no live worker serves."""
+
+    async def pause_queue(self, queue: str, *, paused_by: str | None = None, reason: str | None = None) -> bool:
+        """Hold ``queue``'s jobs on both engines until resumed; False if it was paused already."""
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Release a paused queue's jobs; False if it was not paused."""

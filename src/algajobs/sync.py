@@ -275,6 +275,14 @@ class SyncRunner:
         """Each engine's health and the circuit state, as ``Runner.is_healthy``."""
         return self._call(self._runner.is_healthy)
 
+    def pause_queue(self, queue: str, *, paused_by: str | None = None, reason: str | None = None) -> bool:
+        """Pause ``queue`` on both engines, as ``Runner.pause_queue``."""
+        return self._call(lambda: self._runner.pause_queue(queue, paused_by=paused_by, reason=reason))
+
+    def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue``, as ``Runner.resume_queue``."""
+        return self._call(lambda: self._runner.resume_queue(queue))
+
     # -- the bridge ----------------------------------------------------------
 
     def _call(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:

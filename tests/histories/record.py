@@ -114,6 +114,13 @@ async def record(release: str, *, external_clients: bool = True) -> list[Path]:
                 await done("cancelled_while_running", running.job_id)
                 await done("retried", (await runner.schedule_job("flaky", None, tenant_id="t1")).job_id)
                 await done("progress_heavy", (await runner.schedule_job("chatty", None, tenant_id="t1")).job_id)
+                if hasattr(runner, "pause_queue"):  # 0.3 and later: paused queues and waiting for a handler
+                    await runner.pause_queue("default")
+                    paused = await runner.schedule_job("record", 8, tenant_id="t1")
+                    await env.sleep(timedelta(seconds=20))  # several re-checks while paused
+                    await runner.resume_queue("default")
+                    await done("paused_then_resumed", paused.job_id)
+                    written.append(await _waiting_for_a_handler(env, conf, folder))
                 if not external_clients:
                     return written
                 external = uuid.uuid4()
@@ -130,9 +137,33 @@ async def record(release: str, *, external_clients: bool = True) -> list[Path]:
     return written
 
 
+async def _waiting_for_a_handler(env: WorkflowEnvironment, conf: Settings, folder: Path) -> Path:
+    """A run whose worker lacks the handler: it waits, then continues as new; the first run is recorded."""
+    lacking = JobRegistry()
+
+    @lacking.handler("other")
+    async def other(ctx: JobContext, data: Any) -> None:
+        return None
+
+    queue = conf.model_copy(update={"temporal_task_queue": f"record-{uuid.uuid4()}"})
+    async with (
+        TemporalRunner(queue, lacking, client=env.client) as old_release,
+        TemporalRunner(queue, handlers(), client=env.client) as scheduler,
+    ):
+        await old_release.start()
+        job = await scheduler.schedule_job("record", 9, tenant_id="t1")
+        first = await env.client.get_workflow_handle(workflow_id_for(job.job_id)).describe()
+        await env.sleep(timedelta(seconds=30))  # three waits, then continue-as-new
+        history = await env.client.get_workflow_handle(workflow_id_for(job.job_id), run_id=first.run_id).fetch_history()
+        await scheduler.cancel_job(job.job_id, tenant_id="t1")
+    path = folder / "waited_for_a_handler.json"
+    path.write_text(history.to_json())
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--release", default="0.2.0", help="folder under tests/histories (the package version)")
+    parser.add_argument("--release", default="0.3.0", help="folder under tests/histories (the package version)")
     parser.add_argument("--no-external", action="store_true", help="skip the path started by another client")
     args = parser.parse_args()
     for path in asyncio.run(record(args.release, external_clients=not args.no_external)):

@@ -24,10 +24,12 @@ HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*/*.json"))
 def test_histories_of_every_path_are_kept() -> None:
     """Each release folder holds the recorded paths (a history file went missing otherwise)."""
     releases = {p.parent.name for p in HISTORIES}
-    assert {"0.1.0", "0.2.0"} <= releases
+    assert {"0.1.0", "0.2.0", "0.3.0"} <= releases
     for release in releases:
         names = {p.stem for p in HISTORIES if p.parent.name == release}
         assert {"immediate", "delayed", "cancelled_while_waiting", "cancelled_while_running", "retried"} <= names
+    newest = {p.stem for p in HISTORIES if p.parent.name == "0.3.0"}
+    assert {"paused_then_resumed", "waited_for_a_handler"} <= newest
 
 
 @pytest.mark.parametrize(
