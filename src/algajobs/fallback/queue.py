@@ -44,8 +44,11 @@ class QueueOps:
     async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return await self._db.fetch(name, params)
 
-    async def claim(self, limit: int, allowed: ClaimFilter) -> list[ClaimedJob]:
-        """Claim up to ``limit`` due jobs that ``allowed`` permits, shared between tenants (one statement)."""
+    async def claim(self, limit: int, allowed: ClaimFilter) -> list[ClaimedJob] | None:
+        """Claim up to ``limit`` due jobs that ``allowed`` permits, shared between tenants (one statement).
+
+        None when other workers took every job this claim chose: there is work, claim again.
+        """
         params = {
             "limit": limit,
             "tenants": limit,
@@ -63,6 +66,8 @@ class QueueOps:
             "tenant_cap": allowed.tenant_cap,
         }
         rows = await self._run("claim_jobs", params)
+        if rows and rows[0]["job_id"] is None:
+            return None
         if rows:
             self._after = _last_in_ring({r["tenant"] for r in rows}, self._after)
         keys = self._db.keys  # data no key here opens becomes an EncryptedPayload: execute() fails that job

@@ -39,6 +39,7 @@ from .queue import ClaimedJob, QueueOps
 log = logging.getLogger("algajobs.worker")
 _PRUNE_EVERY = 600.0
 _ERROR_PAUSE = 0.5
+_CONTENDED_PAUSE = 0.002  # lets the other worker's claim commit before we read again
 
 
 class WorkerState(StrEnum):
@@ -193,6 +194,9 @@ class PostgresWorker:
             except Exception:
                 log.exception("claiming jobs failed; retrying")
                 await asyncio.sleep(_ERROR_PAUSE)
+                continue
+            if jobs is None:  # another worker got there first: the queue is not empty
+                await asyncio.sleep(_CONTENDED_PAUSE)
                 continue
             for job in jobs:
                 self._limits.take(job.name, job.queue, job.tenant_id)

@@ -37,11 +37,14 @@ LIMIT 1;
 -- Claim up to %(limit)s due jobs for one worker, shared fairly between tenants.
 -- The ring walks (skip scan on jobs_claim_idx) up to %(tenants)s tenants with
 -- queued jobs, starting after %(after)s (the last tenant served) and wrapping
--- round; each tenant gives its best due jobs in priority order, an equal share
--- each (less when the tenant is at its cap). Only job types this worker runs,
--- in queues it serves that are not paused: a type no worker serves waits
--- (rolling deploys). Per-type and per-queue room caps what is taken; the rest
--- is left for the next claim. SKIP LOCKED lets workers share.
+-- round. For each tenant and each type this worker runs, the best due jobs are
+-- read in priority order (so jobs of other types, however many, cost nothing);
+-- each tenant then gives its best, an equal share each (less at its cap),
+-- within the per-type and per-queue room. Only queues served and not paused.
+-- Candidates are read without locks and locked at the end with SKIP LOCKED,
+-- so no row is locked that is not claimed. When another worker took every
+-- candidate first, one row with job_id NULL says so: claim again, the queue
+-- is not empty.
 WITH RECURSIVE ring_after(tenant, n) AS (
     (SELECT tenant, 1 FROM jobs
      WHERE status = 'queued' AND runner_type = 'postgres' AND tenant > %(after)s
@@ -64,55 +67,72 @@ ring_before(tenant, n) AS (
     FROM ring_before r WHERE r.tenant IS NOT NULL AND r.n < %(tenants)s
 ),
 ring AS (
-    SELECT tenant FROM (
+    SELECT tenant,
+           least(ceil(%(limit)s::numeric / greatest(count(*) OVER (), 1)),
+                 (SELECT room FROM unnest(%(full_tenants)s::text[], %(tenant_room)s::int[]) AS f(tenant, room)
+                  WHERE f.tenant = t.tenant),
+                 %(tenant_cap)s::int) AS share
+    FROM (
         SELECT tenant, 0 AS lap, n FROM ring_after WHERE tenant IS NOT NULL
         UNION ALL
         SELECT tenant, 1, n FROM ring_before WHERE tenant IS NOT NULL
+        ORDER BY lap, n
+        LIMIT %(tenants)s
     ) t
-    ORDER BY lap, n
-    LIMIT %(tenants)s
 ),
 open_queues AS (
     SELECT array_agg(q) AS names FROM unnest(%(queues)s::text[]) AS q
     WHERE q NOT IN (SELECT queue FROM paused_queues)
 ),
-picked AS (
-    SELECT c.* FROM ring
+candidates AS (
+    SELECT c.*, ring.share FROM ring
+    CROSS JOIN unnest(%(types)s::text[]) AS wanted(type)
     CROSS JOIN LATERAL (
         SELECT j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
-        WHERE j.tenant = ring.tenant AND j.status = 'queued' AND j.runner_type = 'postgres'
-          AND j.run_at <= now() AND j.type = ANY(%(types)s::text[])
+        WHERE j.tenant = ring.tenant AND j.type = wanted.type
+          AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
           AND j.queue = ANY(CAST((SELECT names FROM open_queues) AS text[]))
         ORDER BY j.priority DESC, j.run_at
-        LIMIT least(
-            ceil(%(limit)s::numeric / greatest((SELECT count(*) FROM ring), 1)),
-            (SELECT room FROM unnest(%(full_tenants)s::text[], %(tenant_room)s::int[]) AS f(tenant, room)
-             WHERE f.tenant = ring.tenant),
-            %(tenant_cap)s::int)
-        FOR UPDATE SKIP LOCKED
+        LIMIT ring.share
     ) c
+    WHERE ring.share > 0
 ),
 ranked AS (
-    SELECT p.tenant, p.job_id, p.type, p.queue,
-           row_number() OVER (PARTITION BY p.type ORDER BY p.priority DESC, p.run_at) AS type_rank,
-           row_number() OVER (PARTITION BY p.queue ORDER BY p.priority DESC, p.run_at) AS queue_rank
-    FROM picked p
+    SELECT c.*,
+           row_number() OVER (PARTITION BY c.tenant ORDER BY c.priority DESC, c.run_at) AS tenant_rank,
+           row_number() OVER (PARTITION BY c.type ORDER BY c.priority DESC, c.run_at) AS type_rank,
+           row_number() OVER (PARTITION BY c.queue ORDER BY c.priority DESC, c.run_at) AS queue_rank
+    FROM candidates c
 ),
 chosen AS (
     SELECT r.tenant, r.job_id FROM ranked r
     LEFT JOIN unnest(%(capped_types)s::text[], %(type_room)s::int[]) AS ct(type, room) ON ct.type = r.type
     LEFT JOIN unnest(%(capped_queues)s::text[], %(queue_room)s::int[]) AS cq(queue, room) ON cq.queue = r.queue
-    WHERE (ct.room IS NULL OR r.type_rank <= ct.room) AND (cq.room IS NULL OR r.queue_rank <= cq.room)
+    WHERE r.tenant_rank <= r.share
+      AND (ct.room IS NULL OR r.type_rank <= ct.room) AND (cq.room IS NULL OR r.queue_rank <= cq.room)
+    ORDER BY r.tenant_rank, r.priority DESC, r.run_at
     LIMIT %(limit)s
+),
+locked AS (
+    SELECT j.tenant, j.job_id FROM jobs j
+    JOIN chosen ON j.tenant = chosen.tenant AND j.job_id = chosen.job_id
+    WHERE j.status = 'queued' AND j.runner_type = 'postgres'
+    FOR UPDATE OF j SKIP LOCKED
+),
+claimed AS (
+    UPDATE jobs AS j
+    SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
+        lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
+        updated_at = now()
+    FROM locked
+    WHERE j.tenant = locked.tenant AND j.job_id = locked.job_id
+    RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
+              j.cancel_requested, j.metadata -> 'trace' AS trace
 )
-UPDATE jobs AS j
-SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
-    lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
-    updated_at = now()
-FROM chosen
-WHERE j.tenant = chosen.tenant AND j.job_id = chosen.job_id
-RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
-          j.cancel_requested, j.metadata -> 'trace' AS trace;
+SELECT * FROM claimed
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+WHERE NOT EXISTS (SELECT 1 FROM claimed) AND EXISTS (SELECT 1 FROM chosen);
 
 -- name: complete_jobs
 -- Finish a batch of jobs this worker still holds; done notices list them for wait_for_result.

@@ -6,10 +6,13 @@ ALTER TABLE jobs ADD COLUMN queue text NOT NULL DEFAULT 'default';
 ALTER TABLE schedules ADD COLUMN queue text NOT NULL DEFAULT 'default';
 
 -- The claim shares work fairly between tenants: it walks the tenants that
--- have queued rows (a skip scan on the leading column) and takes each one's
--- best jobs in priority order. This index serves both steps, and replaces
--- the older one ordered by priority across all tenants.
-CREATE INDEX jobs_claim_idx ON jobs (tenant, priority DESC, run_at)
+-- have queued rows (a skip scan on the leading column), then reads each
+-- tenant's best due jobs of each type the worker runs, in priority order.
+-- Reading per type keeps a claim's cost independent of how many jobs of
+-- other types wait (a type no deployed worker runs yet, a capped or paused
+-- one). This index serves every step and replaces the older one, ordered by
+-- priority across all tenants and types.
+CREATE INDEX jobs_claim_idx ON jobs (tenant, type, priority DESC, run_at)
     WHERE status = 'queued' AND runner_type = 'postgres';
 DROP INDEX jobs_fetch_idx;
 
