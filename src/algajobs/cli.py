@@ -573,6 +573,8 @@ def dev(exit_after_demo: bool, throwaway_postgres: bool, dashboard_port: int | N
     PostgreSQL is DATABASE_URL if set, else 127.0.0.1:5432 if it answers,
     else a throwaway cluster. Tables go to schema JOB_SCHEMA (default algajobs_dev).
     The dashboard and the Temporal Web UI listen on 127.0.0.1; their URLs are printed.
+    The dev server has the search attributes AlgaTenant, AlgaJobName, AlgaJobId and
+    AlgaQueue, and every job workflow carries them (TEMPORAL_SEARCH_ATTRIBUTES=true).
     """
     if no_dashboard and dashboard_port is not None:
         raise click.UsageError("--dashboard-port and --no-dashboard cannot be combined")
@@ -591,6 +593,7 @@ async def _dev(*, exit_after_demo: bool, throwaway: bool, dashboard: bool, dashb
 
     from . import demo
     from .devstack import bind_port, free_port, local_postgres
+    from .temporal.ids import search_attribute_flags
     from .testing import temporal_cli_path
 
     stop = _stop_on_signals()
@@ -611,7 +614,8 @@ async def _dev(*, exit_after_demo: bool, throwaway: bool, dashboard: bool, dashb
             ip=_DEV_HOST,
             ui=True,
             ui_port=ui_port,
-            dev_server_extra_args=["--ui-disable-news-fetch"],  # loopback only: no fetch from the internet
+            # Loopback only: no news fetched from the internet. Search attributes: filter by tenant in the Web UI.
+            dev_server_extra_args=["--ui-disable-news-fetch", *search_attribute_flags()],
         )
         await stack.enter_async_context(env)
         address = env.client.service_client.config.target_host
@@ -621,6 +625,7 @@ async def _dev(*, exit_after_demo: bool, throwaway: bool, dashboard: bool, dashb
             database_url=url,
             runner_type="temporal",
             temporal_address=address,
+            temporal_search_attributes=True,  # registered on this server above
             schema_name=os.environ.get("JOB_SCHEMA", "algajobs_dev"),
         )
         click.echo(f"[3/5] worker on task queue {settings.temporal_task_queue!r}, schema {settings.schema_name!r} ...")
@@ -642,7 +647,10 @@ async def _dev(*, exit_after_demo: bool, throwaway: bool, dashboard: bool, dashb
             if dashboard_url:
                 click.echo(f"  dashboard        {dashboard_url}")
             click.echo(f"  Temporal Web UI  {temporal_ui}/")
-            click.echo(f"  TEMPORAL_ADDRESS={address} DATABASE_URL={url} JOB_SCHEMA={settings.schema_name}")
+            click.echo(
+                f"  TEMPORAL_ADDRESS={address} DATABASE_URL={url} JOB_SCHEMA={settings.schema_name}"
+                " TEMPORAL_SEARCH_ATTRIBUTES=true"
+            )
             await _until_stopped(stop, served)
         click.echo("stopping dashboard, worker, Temporal and PostgreSQL ...")
     click.echo("stopped")

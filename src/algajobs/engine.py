@@ -42,7 +42,7 @@ class Refused:
     busy: bool = False
     """The engine is up but had no capacity for this call within its bound (not a sign of an outage)."""
     misconfigured: bool = False
-    """The engine refused our TLS or credentials: a configuration error, reported loudly."""
+    """The engine refused our configuration (TLS, credentials, search attributes): reported loudly."""
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class EngineHealth(_Frozen):
     latency_ms: float | None = None
     error: str | None = None
     misconfigured: bool = False
-    """The engine refused our TLS or credentials: a configuration error to fix, not an outage to wait out."""
+    """The engine refused our configuration (TLS, credentials, search attributes): a fault to fix, not an outage."""
 
 
 class UnservedJobType(_Frozen):

@@ -30,7 +30,7 @@ class Presence:
     def __init__(self, db: Database, limits: Limits, engines: Sequence[RunnerType]) -> None:
         self._db = db
         self._limits = limits
-        self._engines = [e.value for e in engines]
+        self._engines = engines  # the runner's live list: an engine started later is announced too
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
 
     async def announce(self) -> None:
@@ -39,7 +39,7 @@ class Presence:
             "worker_id": self.worker_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "engines": self._engines,
+            "engines": [e.value for e in self._engines],
             "queues": self._limits.queues,
             "types": self._limits.types,
         }

@@ -95,6 +95,8 @@ class Direct:
         match await self.engine.register_recurring(request, spec):
             case Accepted(result):
                 return result
+            case Refused(reason, misconfigured=True):
+                raise ConfigurationError(reason)
             case Refused(reason) | Ambiguous(reason):
                 raise EngineUnavailableError(reason)
 
@@ -152,7 +154,7 @@ class Failover:
             case Refused(busy=True):
                 pass  # held back for capacity: says nothing about Temporal's health
             case Refused(reason, misconfigured=True):
-                log.error("Temporal refused our TLS or credentials: %s", reason)
+                log.error("Temporal refused the call as misconfigured: %s", reason)
                 self.breaker.record_failure()
             case Refused():
                 self.breaker.record_failure()
@@ -195,6 +197,12 @@ class Failover:
                             request.tenant_id, request.name, request.singleton_key
                         )
                         return result
+                    case Refused(reason, misconfigured=True):
+                        self.breaker.record_failure()
+                        # A fault to fix, not an outage to wait out: said loudly (health reports it too).
+                        log.error(
+                            "Temporal refused recurring job %s; registered on PostgreSQL: %s", request.name, reason
+                        )
                     case Refused(reason) | Ambiguous(reason):
                         self.breaker.record_failure()
                         log.warning("recurring job %s registered on PostgreSQL: %s", request.name, reason)
@@ -239,7 +247,7 @@ class Failover:
                 if misconfigured:
                     # Not an outage to wait out: say so loudly (health reports it too); the job still runs.
                     log.error(
-                        "Temporal refused our TLS or credentials; job %s goes to PostgreSQL: %s", request.job_id, reason
+                        "Temporal refused job %s as misconfigured; it goes to PostgreSQL: %s", request.job_id, reason
                     )
                 if not busy:  # a call we held back for capacity says nothing about Temporal's health
                     self.breaker.record_failure()

@@ -80,6 +80,8 @@ class Runner:
         self._loops: Supervisor | None = None
         self._limits = Limits(registry, settings)
         self._presence: Presence | None = None
+        self._serving: list[RunnerType] = []
+        """Engines whose worker runs in this process (what the presence row announces)."""
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -121,19 +123,22 @@ class Runner:
     async def start(self, *, only: RunnerType | None = None) -> None:
         """Begin processing in this process: a worker per engine (or ``only`` that engine's)."""
         engines = self._require_engines()
-        started = [kind for kind in engines if only is None or kind is only]
-        for kind in started:
+        starting = [kind for kind in engines if (only is None or kind is only) and kind not in self._serving]
+        for kind in starting:
             await engines[kind].start_worker()
         if self._loops is None:
             self._loops = Supervisor()
-            # Say what this process serves, so health can name a job type no worker serves.
-            self._presence = Presence(self._require_db(), self._limits, started)
-            self._loops.start("presence", self._presence.run)
-            if RunnerType.TEMPORAL in started:
-                routing = self._require_routing()
-                self._loops.start("relay", Relay(self.store, routing, self.registry, self.settings).run)
-                if isinstance(routing, Failover):
-                    self._loops.start("failback", Failback(self.store, routing, self.registry, self.settings).run)
+        if starting:
+            self._serving.extend(starting)
+            if self._presence is None:
+                # Say what this process serves, so health can name a job type no worker serves.
+                self._presence = Presence(self._require_db(), self._limits, self._serving)
+                self._loops.start("presence", self._presence.run)
+        if RunnerType.TEMPORAL in starting:
+            routing = self._require_routing()
+            self._loops.start("relay", Relay(self.store, routing, self.registry, self.settings).run)
+            if isinstance(routing, Failover):
+                self._loops.start("failback", Failback(self.store, routing, self.registry, self.settings).run)
         self.state = RunnerState.PROCESSING
 
     async def stop(self) -> None:
@@ -146,6 +151,7 @@ class Runner:
         presence, self._presence = self._presence, None
         if presence is not None:
             await presence.withdraw()
+        self._serving = []
         if self.state is RunnerState.PROCESSING:
             self.state = RunnerState.OPEN
 

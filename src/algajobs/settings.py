@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("temporal_api_key", "TEMPORAL_API_KEY")
     )
     """API key sent as a bearer token, e.g. for Temporal Cloud (``TEMPORAL_API_KEY``)."""
+    temporal_search_attributes: bool = Field(
+        default=False, validation_alias=_env("temporal_search_attributes", "TEMPORAL_SEARCH_ATTRIBUTES")
+    )
+    """Set the Keyword search attributes ``AlgaTenant``, ``AlgaJobName``, ``AlgaJobId`` and ``AlgaQueue``
+    on every job workflow (``TEMPORAL_SEARCH_ATTRIBUTES``). Off by default: the namespace refuses starts
+    until they are registered, and ``algajobs dev`` registers them and turns this on."""
     encryption_keys: pydantic.SecretStr | None = Field(
         default=None, validation_alias=_env("encryption_keys", "JOB_ENCRYPTION_KEYS")
     )

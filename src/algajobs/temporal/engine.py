@@ -18,7 +18,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 from temporalio.client import ScheduleSpec as TemporalScheduleSpec
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -40,8 +40,15 @@ from ..workflows import WORKFLOW_NAME
 from ..workflows.contracts import CancelJobSignal
 from .connection import connect, with_converter
 from .health import check_temporal
-from .ids import schedule_id_for, schedule_row_id, temporal_priority, workflow_id_for, workflow_input
-from .security import is_configuration_failure
+from .ids import (
+    schedule_id_for,
+    schedule_row_id,
+    search_attributes,
+    temporal_priority,
+    workflow_id_for,
+    workflow_input,
+)
+from .security import is_configuration_failure, search_attribute_advice, unregistered_search_attribute
 from .worker import SupervisedWorker
 
 log = logging.getLogger("algajobs.temporal")
@@ -56,6 +63,11 @@ class TemporalEngine:
     ``client`` reuses a connection (tests pass the time-skipping
     environment's); otherwise ``TEMPORAL_ADDRESS`` is dialled by :meth:`open`,
     lazily when ``lazy`` (so a failover runner opens while the cluster is down).
+
+    With ``TEMPORAL_SEARCH_ATTRIBUTES`` every workflow it starts (and every
+    Schedule's action) carries the search attributes of ``ids.SEARCH_ATTRIBUTES``.
+    A namespace that refuses them is a configuration fault: the start is
+    refused as misconfigured, and health reports it until a start succeeds.
     """
 
     def __init__(
@@ -78,6 +90,8 @@ class TemporalEngine:
         self._client: Client | None = self._given
         self._worker_client: Client | None = self._given
         self._start_slots = asyncio.Semaphore(settings.temporal_start_concurrency)
+        # The last start Temporal refused for our setup; the frontend's health check cannot see it.
+        self._fault: str | None = None
         self.records = TemporalRecords(db, row_wait=settings.temporal_row_wait.total_seconds())
         self._limits = limits
         activities = JobActivities(store, self.records, registry, limits, task_queue_base=settings.temporal_task_queue)
@@ -205,6 +219,7 @@ class TemporalEngine:
                     task_queue=self._task_queue(request),
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     priority=temporal_priority(request.priority, request.tenant_id),
+                    search_attributes=self._search_attributes(request, request.job_id),
                     rpc_timeout=None if within is None else timedelta(seconds=within),
                 ),
                 within,
@@ -216,11 +231,25 @@ class TemporalEngine:
         except (RPCError, RuntimeError) as exc:  # RuntimeError: the lazy client could not connect
             failure = f"Temporal start failed: {type(exc).__name__}: {exc}"
             if is_configuration_failure(exc):
-                return Refused(f"{failure} (check TEMPORAL_TLS_*, TEMPORAL_API_KEY)", misconfigured=True)
+                return Refused(self._misconfigured(exc, failure), misconfigured=True)
             if isinstance(exc, RPCError) and exc.status in _AMBIGUOUS_CODES:
                 return Ambiguous(failure)
             return Refused(failure)
+        self._fault = None
         return None
+
+    def _search_attributes(self, request: JobRequest, job_id: UUID) -> TypedSearchAttributes | None:
+        return search_attributes(request, job_id) if self._settings.temporal_search_attributes else None
+
+    def _misconfigured(self, exc: RPCError | RuntimeError, failure: str) -> str:
+        """The reason of a start refused for our setup, remembered for health."""
+        attribute = unregistered_search_attribute(exc)
+        if attribute is None:
+            reason = f"{failure} (check TEMPORAL_TLS_*, TEMPORAL_API_KEY)"
+        else:
+            reason = f"{failure} ({search_attribute_advice(attribute, self._settings.temporal_namespace)})"
+        self._fault = reason
+        return reason
 
     async def register_recurring(
         self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None, tx: Transaction | None = None
@@ -240,6 +269,7 @@ class TemporalEngine:
                 id=f"alga-scheduled-{row_id}",
                 task_queue=self._task_queue(request),
                 priority=temporal_priority(request.priority, request.tenant_id),
+                typed_search_attributes=self._search_attributes(request, row_id) or TypedSearchAttributes.empty,
             ),
             spec=_temporal_spec(spec),
         )
@@ -248,7 +278,11 @@ class TemporalEngine:
         except TimeoutError:
             return Ambiguous(f"Temporal did not answer for schedule {schedule_id} within {within:g}s")
         except (RPCError, RuntimeError) as exc:
-            return Refused(f"Temporal did not accept schedule {schedule_id}: {exc}")
+            failure = f"Temporal did not accept schedule {schedule_id}: {exc}"
+            if is_configuration_failure(exc):
+                return Refused(self._misconfigured(exc, failure), misconfigured=True)
+            return Refused(failure)
+        self._fault = None
         try:
             created = await self._write_schedule_row(request, spec, schedule_id, row_id)
         except AlgaJobsError:
@@ -313,11 +347,17 @@ class TemporalEngine:
             log.warning("cancel of %s not delivered to Temporal: %s", external_id, exc or type(exc).__name__)
 
     async def health(self, *, within: float) -> EngineHealth:
-        """Ask the frontend for its health within ``within`` seconds."""
-        return await check_temporal(self.client, wait=within)
+        """Ask the frontend for its health within ``within`` seconds; misconfigured while starts are refused so."""
+        report = await check_temporal(self.client, wait=within)
+        if report.healthy and self._fault is not None:
+            # The frontend answers, but refuses our starts (search attributes): not an outage to ride out.
+            error = f"configuration: {self._fault}"
+            return report.model_copy(update={"healthy": False, "misconfigured": True, "error": error})
+        return report
 
     async def start_worker(self) -> None:
         """Run a supervised worker here: it waits while the cluster is down and is rebuilt on failure."""
+        self._limits.load()  # handlers registered since the runner opened count
         self._worker.start()
 
     async def stop_worker(self) -> None:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import uuid
 
-from temporalio.common import Priority
+from temporalio.common import Priority, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from ..scheduling import JobRequest
 from ..telemetry import carrier
 from ..workflows.contracts import GenericJobInput, RetrySpec
 
 _SCHEDULE_NAMESPACE = uuid.UUID("0e7d0b8c-4c57-4d8e-8d1e-2f9a3f1c6b55")
+
+TENANT_ATTRIBUTE = SearchAttributeKey.for_keyword("AlgaTenant")
+"""The job's tenant id, on every workflow algajobs starts (``TEMPORAL_SEARCH_ATTRIBUTES``)."""
+JOB_NAME_ATTRIBUTE = SearchAttributeKey.for_keyword("AlgaJobName")
+"""The job's registered name."""
+JOB_ID_ATTRIBUTE = SearchAttributeKey.for_keyword("AlgaJobId")
+"""The job id (a recurring job's runs carry its schedule row's id)."""
+QUEUE_ATTRIBUTE = SearchAttributeKey.for_keyword("AlgaQueue")
+"""The queue the job type belongs to."""
+SEARCH_ATTRIBUTES = (TENANT_ATTRIBUTE, JOB_NAME_ATTRIBUTE, JOB_ID_ATTRIBUTE, QUEUE_ATTRIBUTE)
+"""Every search attribute algajobs sets; each must be registered (type Keyword) in the namespace."""
 
 
 def workflow_id_for(job_id: uuid.UUID) -> str:
@@ -46,6 +57,17 @@ def temporal_priority(priority: int, tenant_id: str) -> Priority:
     else:
         key = 5
     return Priority(priority_key=key, fairness_key=tenant_id)
+
+
+def search_attributes(request: JobRequest, job_id: uuid.UUID) -> TypedSearchAttributes:
+    """The search attributes of the job's workflow: tenant, job name, job id and queue."""
+    values = (request.tenant_id, request.name, str(job_id), request.definition.queue)
+    return TypedSearchAttributes([SearchAttributePair(k, v) for k, v in zip(SEARCH_ATTRIBUTES, values, strict=True)])
+
+
+def search_attribute_flags() -> list[str]:
+    """The ``temporal server start-dev`` arguments that register :data:`SEARCH_ATTRIBUTES`."""
+    return [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]
 
 
 def workflow_input(request: JobRequest, *, schedule_id: str | None = None) -> GenericJobInput:

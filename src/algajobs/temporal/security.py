@@ -8,16 +8,20 @@ opens, so a half-configured or unreadable setup fails at start-up with a
 A TLS or authentication failure at run time is a configuration problem, not
 an outage: :func:`is_configuration_failure` tells the two apart, so health
 reports it loudly instead of letting the breaker route to PostgreSQL forever.
+So is a namespace that refuses our search attributes (``TEMPORAL_SEARCH_ATTRIBUTES``
+on, attributes not registered): :func:`unregistered_search_attribute` names the one.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from ..errors import ConfigurationError
 from ..settings import Settings
+from .ids import SEARCH_ATTRIBUTES
 
 _PEM = "-----BEGIN "
 _SECRET_VARIABLES = frozenset({"TEMPORAL_TLS_KEY"})
@@ -39,6 +43,13 @@ _REFUSAL_WORDS = (
     "code: permissiondenied",
 )
 _AUTH_CODES = frozenset({RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED})
+# How a namespace refuses a search attribute: SQL visibility (and the dev server), Elasticsearch
+# visibility, and an attribute registered with another type than Keyword.
+_SEARCH_ATTRIBUTE_REFUSALS = re.compile(
+    r"no mapping defined for search attribute (\w+)"
+    r"|search attribute (\w+) is not defined"
+    r"|invalid value for search attribute (\w+)"
+)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -71,11 +82,32 @@ def api_key(settings: Settings) -> str | None:
 
 
 def is_configuration_failure(exc: BaseException) -> bool:
-    """True when Temporal refused us for who we are (TLS, certificate, credentials), not for being down."""
+    """True when Temporal refused us for our setup (TLS, credentials, search attributes), not for being down."""
     if isinstance(exc, RPCError) and exc.status in _AUTH_CODES:
+        return True
+    if unregistered_search_attribute(exc) is not None:
         return True
     text = str(exc).lower()
     return any(word in text for word in _REFUSAL_WORDS)
+
+
+def unregistered_search_attribute(exc: BaseException) -> str | None:
+    """The search attribute the namespace refused (INVALID_ARGUMENT: not registered, or not a Keyword), if any."""
+    if not isinstance(exc, RPCError) or exc.status is not RPCStatusCode.INVALID_ARGUMENT:
+        return None
+    found = _SEARCH_ATTRIBUTE_REFUSALS.search(str(exc))
+    return None if found is None else next(name for name in found.groups() if name)
+
+
+def search_attribute_advice(name: str, namespace: str) -> str:
+    """Why a start was refused for search attribute ``name``, and the command that fixes it."""
+    create = " ".join(f"--name {key.name} --type Keyword" for key in SEARCH_ATTRIBUTES)
+    return (
+        f"TEMPORAL_SEARCH_ATTRIBUTES is on but namespace {namespace!r} lacks the Keyword search attribute "
+        f"{name!r}; register algajobs' attributes with 'temporal operator search-attribute create "
+        f"--namespace {namespace} {create}' (Temporal Cloud: 'tcld namespace search-attributes add'), "
+        "or set TEMPORAL_SEARCH_ATTRIBUTES=false"
+    )
 
 
 def _pem(value: str | None, variable: str, kind: str) -> bytes | None:
