@@ -41,6 +41,7 @@ NO_HANDLER_HERE = "NoHandlerHere"
 """The error type of an ``executeJobHandler`` attempt that reached a worker without the handler."""
 # Runs recorded before 0.3 failed a job no worker here could run; runs since wait for one.
 _WAIT_PATCH = "algajobs-0.3-wait-for-worker"
+_COMPLETED_BY_ACTIVITY_PATCH = "algajobs-0.3-completed-by-activity"
 _FIRST_WAIT = 1.0
 _LONGEST_WAIT = 30.0
 # A run that keeps waiting continues as new: its history stays bounded, and its next workflow
@@ -250,8 +251,10 @@ class GenericJobWorkflow:
         error: str | None = None,
         result: object = None,
     ) -> GenericJobResult:
-        finish = FinishJob(job_id=job_id, tenant_id=job.tenant_id, status=status, error=error, result=result)
-        await _bookkeeping("updateJobStatus", finish, object)  # nothing to read; 0.1 histories hold a value
+        # Since 0.3 the handler activity writes a completion itself: one write and one local activity less.
+        if status is not JobStatus.COMPLETED or not workflow.patched(_COMPLETED_BY_ACTIVITY_PATCH):
+            finish = FinishJob(job_id=job_id, tenant_id=job.tenant_id, status=status, error=error, result=result)
+            await _bookkeeping("updateJobStatus", finish, object)  # nothing to read; 0.1 histories hold a value
         progress = 100 if status is JobStatus.COMPLETED else self._state.progress
         self._set(step=status.value, error=error, progress=progress)
         return GenericJobResult(
