@@ -389,6 +389,10 @@ def list_(tenant_id: str, status_: str | None, job_name: str | None, limit: int,
                     f"{job.job_id}  {job.status.value:<10} {job.progress:>3}%  "
                     f"{job.job_name}  {job.created_at:%Y-%m-%d %H:%M:%S}"
                 )
+            # Queued jobs that nothing will run until a worker for their type starts: say so, on stderr.
+            if status_ in (None, JobStatus.QUEUED.value) and any(j.status is JobStatus.QUEUED for j in jobs):
+                for kind in (await runner.is_healthy()).unserved:
+                    click.echo(f"warning: {kind}: its jobs wait", err=True)
 
     _run(go())
 

@@ -110,3 +110,39 @@ def test_dev_runs_the_demo_on_a_local_stack(settings: Settings) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("completed attempts=") == 3
     assert proc.stdout.rstrip().endswith("stopped")
+
+
+def test_queue_pause_resume_list_and_the_waiting_warnings(cli: CliRunner) -> None:
+    """`queue pause|resume|list`, and `list`/`health` name job types that wait with no worker."""
+    scheduled = cli.invoke(
+        main, ["schedule", "greet", "--tenant", "t1", "--data", '{"name": "ops"}', "--registry", _REGISTRY]
+    )
+    assert scheduled.exit_code == 0, scheduled.output
+    listing = cli.invoke(main, ["list", "--tenant", "t1"])
+    assert "warning: no worker for type 'greet' in queue 'default' (postgres): its jobs wait" in listing.output
+    paused = cli.invoke(main, ["queue", "pause", "default", "--reason", "deploy", "--by", "ops"])
+    assert (paused.exit_code, paused.output.strip()) == (0, "queue 'default' paused"), paused.output
+    again = cli.invoke(main, ["queue", "pause", "default"])
+    assert again.output.strip() == "queue 'default' was already paused"
+    queues = cli.invoke(main, ["queue", "list"])
+    assert "paused    default (deploy)" in queues.output
+    assert "unserved  no worker for type 'greet' in queue 'default' (postgres)" in queues.output
+    health = cli.invoke(main, ["health"])
+    assert health.exit_code == 0, health.output
+    assert "'default' PAUSED since" in health.output and "by ops: deploy" in health.output
+    assert "WARNING   no worker for type 'greet' in queue 'default' (postgres): its jobs wait" in health.output
+    resumed = cli.invoke(main, ["queue", "resume", "default"])
+    assert resumed.output.strip() == "queue 'default' resumed"
+    assert cli.invoke(main, ["queue", "resume", "default"]).output.strip() == "queue 'default' was not paused"
+    bad = cli.invoke(main, ["queue", "pause", "Bad Queue"])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and "invalid queue name" in bad.output
+    assert "paused" not in cli.invoke(main, ["queue", "list"]).output
+
+
+def test_worker_refuses_a_bad_queue_flag(cli: CliRunner) -> None:
+    """`worker --queue` names are checked like JOB_QUEUES: one error line, exit 1."""
+    result = cli.invoke(main, ["worker", "--registry", _REGISTRY, "--queue", "NOT OK"])
+    assert result.exit_code == 1 and "JOB_QUEUES" in result.output and "Traceback" not in result.output
+
+
+_REGISTRY = "tests.integration.cli_jobs:registry"
