@@ -36,11 +36,15 @@ async def effects_runner(fault_settings: Settings) -> AsyncIterator[PostgresRunn
 
 @pytest.fixture
 def spawn_worker(fault_settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
-    """Start `algajobs worker` subprocesses on the test schema; every one is killed at teardown."""
+    """Start `algajobs worker` subprocesses on the test schema; every one is killed at teardown.
+
+    ``registry`` names the handlers (``module:attribute``; default: every fault-test handler),
+    keywords are extra environment variables.
+    """
     settings = fault_settings
     procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(**env: Any) -> subprocess.Popen[bytes]:
+    def spawn(registry: str = "tests.faults.app:registry", **env: Any) -> subprocess.Popen[bytes]:
         environ = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -53,7 +57,7 @@ def spawn_worker(fault_settings: Settings, tmp_path: Path) -> Iterator[WorkerFac
         }
         log = (tmp_path / f"worker-{len(procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "algajobs", "worker", "--registry", "tests.faults.app:registry"],
+            [sys.executable, "-m", "algajobs", "worker", "--registry", registry],
             cwd=ROOT,
             env=environ,
             stdout=log,

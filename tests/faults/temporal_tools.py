@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 
@@ -27,12 +29,18 @@ def free_port() -> int:
 class DevServer:
     """`temporal server start-dev` with a database file, so a SIGKILL loses nothing durable."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, dynamic_config: Mapping[str, object] | None = None) -> None:
+        """``dynamic_config``: server settings (``--dynamic-config-value KEY=JSON``), e.g. to enable fairness."""
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._db = folder / "temporal.db"
         self._log = folder / "temporal.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._extra = [
+            arg
+            for key, value in (dynamic_config or {}).items()
+            for arg in ("--dynamic-config-value", f"{key}={json.dumps(value)}")
+        ]
 
     async def start(self, within: float = 30.0) -> None:
         """Start (or restart) the server and wait until it answers."""
@@ -42,6 +50,7 @@ class DevServer:
                 "--headless", "--db-filename", str(self._db), "--metrics-port", str(free_port()),
                 # WAL without fsync: survives SIGKILL of the server (the OS keeps the pages).
                 "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=off",
+                *self._extra,
             ],
             stdout=self._log.open("ab"),
             stderr=subprocess.STDOUT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -191,3 +192,43 @@ def test_bad_concurrency_caps_are_refused(limit: Any) -> None:
         JobRegistry().handler("job", concurrency=limit)
     with pytest.raises(ValidationError, match="concurrency"):
         JobRegistry().limit_queue("q", concurrency=limit)
+
+
+async def test_tenants_with_nothing_claimable_do_not_hide_a_due_job(settings: Settings) -> None:
+    """Two slots; tenants a1 and a2 hold only delayed jobs or another service's: tenant zz's due job still runs."""
+    ran: list[Any] = []
+    registry, other = JobRegistry(), JobRegistry()
+    _recording(registry, "work", ran)
+    _recording(other, "theirs", ran)
+    conf = settings.model_copy(update={"worker_concurrency": 2, "fetch_batch_size": 2})
+    async with PostgresRunner(conf, registry) as runner, PostgresRunner(conf, other) as elsewhere:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        await runner.schedule_job_at("work", "later", later, tenant_id="a1")
+        await elsewhere.schedule_job("theirs", "not ours", tenant_id="a2")
+        due = await runner.schedule_job("work", "now", tenant_id="zz")
+        await runner.start()
+        assert await runner.wait_for_result(due.job_id, tenant_id="zz", timeout=10) == "now"
+
+
+async def test_a_tenant_at_its_cap_leaves_free_slots_to_others(settings: Settings) -> None:
+    """Cap 1 per tenant, 2 slots: A's long jobs hold one slot, B's short jobs flow through the other."""
+    registry = JobRegistry()
+
+    @registry.handler("long")
+    async def long(ctx: JobContext, data: Any) -> None:
+        await asyncio.sleep(3)
+
+    @registry.handler("short")
+    async def short(ctx: JobContext, data: Any) -> None:
+        await asyncio.sleep(0.1)
+
+    conf = settings.model_copy(update={"worker_concurrency": 2, "fetch_batch_size": 2, "tenant_concurrency": 1})
+    async with PostgresRunner(conf, registry) as runner:
+        await runner.schedule_jobs("long", [1, 2, 3], tenant_id="a")
+        quick = await runner.schedule_jobs("short", [1, 2, 3, 4, 5], tenant_id="b")
+        await runner.start()
+        started = time.monotonic()
+        for job in quick:
+            await runner.wait_for_result(job.job_id, tenant_id="b", timeout=10)
+        assert time.monotonic() - started < 2.5  # not one B job per A job (that took 12 s)
+        await runner.stop()

@@ -31,6 +31,17 @@ class ClaimedJob:
     """The trace context stored when the job was scheduled (None when not traced)."""
 
 
+@dataclass(frozen=True)
+class ClaimRound:
+    """What one claim took, and whether to claim again before waiting for work."""
+
+    jobs: list[ClaimedJob]
+    contended: bool = False
+    """Other workers took every job this claim chose: there is work, claim again."""
+    more_tenants: bool = False
+    """The ring was full: tenants beyond it may have work this claim did not look at."""
+
+
 class QueueOps:
     """The PostgreSQL engine's queue statements for one worker."""
 
@@ -44,14 +55,15 @@ class QueueOps:
     async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return await self._db.fetch(name, params)
 
-    async def claim(self, limit: int, allowed: ClaimFilter) -> list[ClaimedJob] | None:
+    async def claim(self, limit: int, allowed: ClaimFilter) -> ClaimRound:
         """Claim up to ``limit`` due jobs that ``allowed`` permits, shared between tenants (one statement).
 
-        None when other workers took every job this claim chose: there is work, claim again.
+        The next claim's ring starts where this one's ended, so every tenant gets its turn.
         """
+        full = sum(1 for room in allowed.tenant_room.values() if room <= 0)
         params = {
             "limit": limit,
-            "tenants": limit,
+            "tenants": limit + full,  # the walk passes over tenants at their cap
             "after": self._after,
             "worker_id": self.worker_id,
             "lease": self._lease,
@@ -66,12 +78,14 @@ class QueueOps:
             "tenant_cap": allowed.tenant_cap,
         }
         rows = await self._run("claim_jobs", params)
-        if rows and rows[0]["job_id"] is None:
-            return None
-        if rows:
-            self._after = _last_in_ring({r["tenant"] for r in rows}, self._after)
+        if not rows:  # no tenant has queued jobs
+            return ClaimRound([])
+        self._after = rows[0]["ring_end"]
+        more = rows[0]["ring_size"] >= limit
+        if rows[0]["job_id"] is None:
+            return ClaimRound([], contended=rows[0]["contended"], more_tenants=more)
         keys = self._db.keys  # data no key here opens becomes an EncryptedPayload: execute() fails that job
-        return [
+        jobs = [
             ClaimedJob(
                 tenant_id=r["tenant"],
                 job_id=r["job_id"],
@@ -86,6 +100,7 @@ class QueueOps:
             )
             for r in rows
         ]
+        return ClaimRound(jobs, more_tenants=more)
 
     async def complete(self, done: Sequence[tuple[str, UUID, str | None]]) -> None:
         """Mark a batch of ``(tenant, job_id, result_json)`` completed."""
@@ -152,12 +167,6 @@ class QueueOps:
     async def recover_expired(self) -> int:
         """Requeue (or fail) jobs whose worker stopped heartbeating; return how many."""
         return len(await self._run("recover_expired", {}))
-
-
-def _last_in_ring(tenants: set[str], after: str) -> str:
-    """The tenant the ring reached last: the ring runs from just after ``after`` round to it."""
-    later = [t for t in tenants if t > after]
-    return max(later) if later else max(tenants)
 
 
 def _sealed(keys: KeySet, done: tuple[str, UUID, str | None]) -> str | None:

@@ -40,6 +40,8 @@ log = logging.getLogger("algajobs.worker")
 _PRUNE_EVERY = 600.0
 _ERROR_PAUSE = 0.5
 _CONTENDED_PAUSE = 0.002  # lets the other worker's claim commit before we read again
+# Empty rings walked in a row before waiting: each looks at the next batch of tenants.
+_WALK_ON = 100
 
 
 class WorkerState(StrEnum):
@@ -174,6 +176,7 @@ class PostgresWorker:
     async def _fetch_loop(self) -> None:
         batch = self._settings.fetch_batch_size
         concurrency = self._settings.worker_concurrency
+        walked = 0
         while self.state is WorkerState.RUNNING:
             if self._supervisor.dead.is_set():
                 log.critical("worker stops fetching: loop %r kept crashing", self._supervisor.failed_loop)
@@ -190,19 +193,23 @@ class PostgresWorker:
                 await self._idle_wait()
                 continue
             try:
-                jobs = await self._ops.claim(want, allowed)
+                claimed = await self._ops.claim(want, allowed)
             except Exception:
                 log.exception("claiming jobs failed; retrying")
                 await asyncio.sleep(_ERROR_PAUSE)
                 continue
-            if jobs is None:  # another worker got there first: the queue is not empty
-                await asyncio.sleep(_CONTENDED_PAUSE)
-                continue
-            for job in jobs:
+            for job in claimed.jobs:
                 self._limits.take(job.name, job.queue, job.tenant_id)
                 self._spawn(job)
             # A short claim is not an empty queue: tenants' shares and caps leave work for the next one.
-            if not jobs:
+            if claimed.jobs:
+                walked = 0
+            elif claimed.contended:  # another worker got there first: the queue is not empty
+                await asyncio.sleep(_CONTENDED_PAUSE)
+            elif claimed.more_tenants and walked < _WALK_ON:
+                walked += 1  # the ring held only tenants with nothing due: look at the next ones
+            else:
+                walked = 0
                 await self._idle_wait()
 
     async def _idle_wait(self) -> None:

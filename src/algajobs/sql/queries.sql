@@ -35,16 +35,19 @@ LIMIT 1;
 
 -- name: claim_jobs
 -- Claim up to %(limit)s due jobs for one worker, shared fairly between tenants.
--- The ring walks (skip scan on jobs_claim_idx) up to %(tenants)s tenants with
--- queued jobs, starting after %(after)s (the last tenant served) and wrapping
--- round. For each tenant and each type this worker runs, the best due jobs are
--- read in priority order (so jobs of other types, however many, cost nothing);
--- each tenant then gives its best, an equal share each (less at its cap),
--- within the per-type and per-queue room. Only queues served and not paused.
--- Candidates are read without locks and locked at the end with SKIP LOCKED,
--- so no row is locked that is not claimed. When another worker took every
--- candidate first, one row with job_id NULL says so: claim again, the queue
--- is not empty.
+-- The ring walks (skip scan on jobs_claim_idx) the tenants with queued jobs,
+-- starting after %(after)s (where the last claim's ring ended) and wrapping
+-- round; tenants at their cap (%(full_tenants)s with no room) are passed over,
+-- and %(limit)s of the others make this claim's ring. For each ring tenant and
+-- each type this worker runs, the best due jobs are read in priority order
+-- (so jobs of other types, however many, cost nothing). Each tenant gives an
+-- equal share (less when near its cap), within the per-type and per-queue
+-- room, best priority first. Only queues served and not paused. Candidates are
+-- read without locks and locked at the end with SKIP LOCKED, so no row is
+-- locked that is not claimed.
+-- Every row carries where the ring ended and how many tenants it held. When
+-- nothing was claimed, one row with job_id NULL still says so, and whether
+-- other workers took every candidate first (contended: claim again).
 WITH RECURSIVE ring_after(tenant, n) AS (
     (SELECT tenant, 1 FROM jobs
      WHERE status = 'queued' AND runner_type = 'postgres' AND tenant > %(after)s
@@ -66,36 +69,46 @@ ring_before(tenant, n) AS (
             ORDER BY j.tenant LIMIT 1), r.n + 1
     FROM ring_before r WHERE r.tenant IS NOT NULL AND r.n < %(tenants)s
 ),
-ring AS (
-    SELECT tenant,
-           least(ceil(%(limit)s::numeric / greatest(count(*) OVER (), 1)),
-                 (SELECT room FROM unnest(%(full_tenants)s::text[], %(tenant_room)s::int[]) AS f(tenant, room)
-                  WHERE f.tenant = t.tenant),
-                 %(tenant_cap)s::int) AS share
+walked AS (
+    SELECT t.tenant, row_number() OVER (ORDER BY t.lap, t.n) AS pos,
+           (SELECT f.room FROM unnest(%(full_tenants)s::text[], %(tenant_room)s::int[]) AS f(tenant, room)
+            WHERE f.tenant = t.tenant) AS room
     FROM (
         SELECT tenant, 0 AS lap, n FROM ring_after WHERE tenant IS NOT NULL
         UNION ALL
         SELECT tenant, 1, n FROM ring_before WHERE tenant IS NOT NULL
-        ORDER BY lap, n
-        LIMIT %(tenants)s
     ) t
+),
+ring AS (
+    SELECT tenant, pos, room FROM walked
+    WHERE room IS NULL OR room > 0
+    ORDER BY pos
+    LIMIT %(limit)s
+),
+shares AS (
+    SELECT tenant,
+           least(ceil(%(limit)s::numeric / greatest((SELECT count(*) FROM ring), 1)), room, %(tenant_cap)s::int)
+               AS share
+    FROM ring
+),
+ring_end AS (
+    SELECT (SELECT tenant FROM ring ORDER BY pos DESC LIMIT 1) AS tenant, (SELECT count(*) FROM ring) AS size
 ),
 open_queues AS (
     SELECT array_agg(q) AS names FROM unnest(%(queues)s::text[]) AS q
     WHERE q NOT IN (SELECT queue FROM paused_queues)
 ),
 candidates AS (
-    SELECT c.*, ring.share FROM ring
+    SELECT c.*, shares.share FROM shares
     CROSS JOIN unnest(%(types)s::text[]) AS wanted(type)
     CROSS JOIN LATERAL (
         SELECT j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
-        WHERE j.tenant = ring.tenant AND j.type = wanted.type
+        WHERE j.tenant = shares.tenant AND j.type = wanted.type
           AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
           AND j.queue = ANY(CAST((SELECT names FROM open_queues) AS text[]))
         ORDER BY j.priority DESC, j.run_at
-        LIMIT ring.share
+        LIMIT shares.share
     ) c
-    WHERE ring.share > 0
 ),
 ranked AS (
     SELECT c.*,
@@ -110,7 +123,7 @@ chosen AS (
     LEFT JOIN unnest(%(capped_queues)s::text[], %(queue_room)s::int[]) AS cq(queue, room) ON cq.queue = r.queue
     WHERE r.tenant_rank <= r.share
       AND (ct.room IS NULL OR r.type_rank <= ct.room) AND (cq.room IS NULL OR r.queue_rank <= cq.room)
-    ORDER BY r.tenant_rank, r.priority DESC, r.run_at
+    ORDER BY r.priority DESC, r.tenant_rank, r.run_at
     LIMIT %(limit)s
 ),
 locked AS (
@@ -129,10 +142,13 @@ claimed AS (
     RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
               j.cancel_requested, j.metadata -> 'trace' AS trace
 )
-SELECT * FROM claimed
+SELECT c.*, e.tenant AS ring_end, e.size AS ring_size, false AS contended
+FROM claimed c CROSS JOIN ring_end e
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-WHERE NOT EXISTS (SELECT 1 FROM claimed) AND EXISTS (SELECT 1 FROM chosen);
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.size,
+       EXISTS (SELECT 1 FROM chosen)
+FROM ring_end e
+WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 
 -- name: complete_jobs
 -- Finish a batch of jobs this worker still holds; done notices list them for wait_for_result.
@@ -572,15 +588,17 @@ GROUP BY 1 ORDER BY 1;
 
 -- name: dashboard_list_jobs
 -- One page of jobs, newest first, keyset on (created_at, job_id) after the cursor
--- (jobs_created_keyset_idx, jobs_tenant_keyset_idx or jobs_failed_keyset_idx; never OFFSET).
+-- (jobs_created_keyset_idx, jobs_tenant_keyset_idx, jobs_failed_keyset_idx or, for a
+-- queue other than 'default', jobs_queue_keyset_idx; never OFFSET).
 -- NULL parameters mean "no filter"; each statement is planned with its values.
-SELECT tenant, job_id, type, status, runner_type, progress, attempts, max_attempts,
+SELECT tenant, job_id, type, queue, status, runner_type, progress, attempts, max_attempts,
        created_at, updated_at, error IS NOT NULL AS has_error
 FROM jobs
 WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
   AND (%(status)s::job_status IS NULL OR status = %(status)s::job_status)
   AND (%(type)s::text IS NULL OR type = %(type)s::text)
   AND (%(engine)s::runner_type IS NULL OR runner_type = %(engine)s::runner_type)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s::timestamptz)
   AND (%(after_at)s::timestamptz IS NULL
@@ -598,6 +616,48 @@ LEFT JOIN schedules s ON s.tenant = j.tenant AND s.schedule_id = j.job_id
 WHERE j.status = 'active' AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s::text)
 ORDER BY j.tenant, j.type, j.created_at
 LIMIT %(limit)s;
+
+-- name: dashboard_queues
+-- Every known queue: served by a live worker, paused, or holding queued jobs
+-- (a skip scan on jobs_waiting_idx, one probe per queue however many jobs
+-- wait), with its pause, its live workers and its queued jobs counted up to
+-- %(cap)s (an index-only walk of jobs_waiting_idx, so a huge backlog costs no more).
+WITH RECURSIVE waiting(queue) AS (
+    (SELECT queue FROM jobs WHERE status = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT n.queue FROM waiting w
+    CROSS JOIN LATERAL (
+        SELECT queue FROM jobs WHERE status = 'queued' AND queue > w.queue ORDER BY queue LIMIT 1
+    ) n
+),
+live AS (
+    SELECT queues FROM workers WHERE heartbeat_at > now() - %(alive)s
+),
+known(queue) AS (
+    SELECT queue FROM waiting
+    UNION SELECT queue FROM paused_queues
+    UNION SELECT unnest(queues) FROM live
+)
+SELECT k.queue, p.paused_at, p.paused_by, p.reason,
+       (SELECT count(*) FROM live l WHERE k.queue = ANY(l.queues)) AS workers,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM jobs j WHERE j.status = 'queued' AND j.queue = k.queue
+            ORDER BY j.queue, j.type, j.runner_type LIMIT %(cap)s  -- the index's order: no table scan
+        ) AS c) AS queued
+FROM known k
+LEFT JOIN paused_queues p ON p.queue = k.queue
+ORDER BY k.queue;
+
+-- name: dashboard_workers
+-- Live workers for the queues page (engines as text: the enum array has no loader).
+SELECT worker_id, host, pid, engines::text[] AS engines, queues, types, started_at, heartbeat_at
+FROM workers
+WHERE heartbeat_at > now() - %(alive)s
+ORDER BY host, pid, worker_id;
+
+-- name: dashboard_job_queue
+-- The queue of one job (the job page's runner read has no queue).
+SELECT queue FROM jobs WHERE tenant = %(tenant)s AND job_id = %(job_id)s;
 
 -- name: testing_queue_state
 -- Test kit (algajobs.testing): the work left for a worker serving %(types)s, per engine,
