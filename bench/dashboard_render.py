@@ -309,7 +309,7 @@ def measure(client: Client, todo: list[Page], runs: int, samples: int) -> list[T
 
 def query_plans(schema: str, filled: dict[str, Any]) -> list[tuple[str, str, float]]:
     """(query and filter, indexes walked, execution ms) of the pages' queries, from EXPLAIN ANALYZE."""
-    none = {"tenant": None, "status": None, "type": None, "engine": None, "since": None, "until": None}
+    none = {"tenant": None, "status": None, "type": None, "engine": None, "queue": None, "since": None, "until": None}
     listed = [
         ("no filter", {}),
         ("big tenant", {"tenant": "tenant-00"}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -60,15 +60,34 @@ async def insert_row(
     external_id: str | None = None,
     external_run_id: str | None = None,
     error: str | None = None,
+    queue: str = "default",
 ) -> uuid.UUID:
     """Write a jobs row directly (e.g. one a Temporal worker finished), returning its id."""
     job_id = uuid.uuid4()
     await conn.execute(
-        "INSERT INTO jobs (tenant, job_id, type, status, runner_type, created_at, external_id, external_run_id, error)"
-        " VALUES (%s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s)",
-        (tenant, job_id, type_, status, engine, created_at, external_id, external_run_id, error),
+        "INSERT INTO jobs (tenant, job_id, type, status, runner_type, created_at, external_id, external_run_id,"
+        " error, queue) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s, %s)",
+        (tenant, job_id, type_, status, engine, created_at, external_id, external_run_id, error, queue),
     )
     return job_id
+
+
+async def insert_worker(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    host: str,
+    pid: int,
+    queues: list[str],
+    types: list[str],
+    engines: tuple[str, ...] = ("postgres",),
+    silent_for: timedelta = timedelta(0),
+) -> None:
+    """Write a ``workers`` row as a worker process announces itself, last renewed ``silent_for`` ago."""
+    await conn.execute(
+        "INSERT INTO workers (worker_id, host, pid, engines, queues, types, started_at, heartbeat_at)"
+        " VALUES (%s, %s, %s, %s::runner_type[], %s, %s, now() - %s - interval '1 minute', now() - %s)",
+        (f"{host}:{pid}", host, pid, list(engines), queues, types, silent_for, silent_for),
+    )
 
 
 def cell(html: str, status: str, engine: str) -> int:

@@ -12,9 +12,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from algajobs import JobRegistry, JobStatus, Runner, Settings
-from algajobs.dashboard import DashboardOptions, create_app
+from algajobs.dashboard import DashboardOptions, create_app, reads
 from algajobs.sql import QUERIES
-from tests.integration.dashboard_jobs import cell, csrf_of, insert_row, listed_ids, register_handlers, run_all
+from tests.integration.dashboard_jobs import (
+    cell,
+    csrf_of,
+    insert_row,
+    insert_worker,
+    listed_ids,
+    register_handlers,
+    run_all,
+)
 
 TOKEN = "operator-secret-for-tests"
 
@@ -275,3 +283,149 @@ async def test_schedules_page_lists_recurring_jobs(runner: Runner, read_only_cli
     await runner.schedule_recurring_job("ok", {}, "15 minutes", tenant_id="acme", singleton_key="nightly")
     html = read_only_client.get("/schedules").text
     assert "nightly" in html and "15 minutes" in html and 'class="schedule-row"' in html
+
+
+def _queue_row(html: str, queue: str) -> str:
+    """The queues page's row of ``queue`` (its HTML)."""
+    match = re.search(rf'<tr class="queue-row" data-queue="{queue}".*?</tr>', html, re.S)
+    assert match, f"no row for queue {queue}"
+    return match.group(0)
+
+
+async def test_job_list_filters_by_queue_and_the_job_page_names_it(
+    conn: psycopg.AsyncConnection[Any], read_only_client: TestClient
+) -> None:
+    """The queue filter narrows the list to one queue; each row and the job's page show the job's queue."""
+    mail = await insert_row(conn, tenant="acme", type_="mail")
+    bill = await insert_row(conn, tenant="acme", type_="invoice", queue="billing", status="failed")
+    other = await insert_row(conn, tenant="globex", type_="invoice", queue="billing")
+
+    def ids(query: str) -> set[str]:
+        answer = read_only_client.get(f"/jobs{query}")
+        assert answer.status_code == 200, answer.text
+        return set(listed_ids(answer.text))
+
+    assert ids("?queue=billing") == {str(bill), str(other)}
+    assert ids("?queue=default") == {str(mail)}
+    assert ids("?queue=billing&tenant=acme&status=failed") == {str(bill)}
+    assert ids("?queue=nothing-here") == set()
+    assert read_only_client.get("/jobs?queue=Not%20A%20Queue").status_code == 400
+    listing = read_only_client.get("/jobs?queue=billing").text
+    assert 'id="filter-queue" value="billing"' in listing and "<td>billing</td>" in listing
+    page = read_only_client.get(f"/jobs/acme/{bill}").text
+    assert re.search(r'id="job-queue"><a href="[^"]*queue=billing">billing</a>', page), page
+
+
+async def test_queues_page_shows_pauses_unserved_types_and_live_workers(
+    runner: Runner, conn: psycopg.AsyncConnection[Any], read_only_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each known queue appears with its pause, queued jobs and types no live worker runs; live workers are listed."""
+    await insert_worker(conn, host="web-1", pid=4242, queues=["default", "billing"], types=["invoice", "mail"])
+    await insert_worker(conn, host="gone-1", pid=7, queues=["ghost"], types=["mail"], silent_for=timedelta(hours=1))
+    for _ in range(3):
+        await insert_row(conn, tenant="acme", type_="invoice", queue="billing", status="queued", engine="postgres")
+    await insert_row(conn, tenant="globex", type_="sync-crm", queue="reports", status="queued", engine="postgres")
+    await insert_row(conn, tenant="acme", type_="mail", queue="reports", status="completed", engine="postgres")
+    assert await runner.pause_queue("archive", paused_by="ops", reason="month-end freeze")
+
+    html = read_only_client.get("/queues").text
+    assert re.findall(r'class="queue-row" data-queue="([^"]+)"', html) == ["archive", "billing", "default", "reports"]
+    archive = _queue_row(html, "archive")
+    assert 'data-paused="yes"' in archive and "by ops: month-end freeze" in archive
+    billing = _queue_row(html, "billing")
+    assert 'data-paused="no"' in billing and '<td class="queued">3</td>' in billing
+    assert '<td class="workers">1</td>' in billing and "no worker" not in billing
+    reports = _queue_row(html, "reports")
+    assert "no worker for type &#39;sync-crm&#39; in queue &#39;reports&#39; (postgres)" in reports
+    assert '<td class="queued">1</td>' in reports and '<td class="workers bad">0</td>' in reports
+    workers = re.findall(r'<tr class="worker-row".*?</tr>', html, re.S)
+    assert len(workers) == 1 and "web-1" in workers[0] and "4242" in workers[0]
+    assert "default, billing" in workers[0] and "postgres" in workers[0] and "gone-1" not in html
+    assert 'id="pause-billing"' not in html and 'id="resume-archive"' not in html  # read-only: no buttons
+    monkeypatch.setattr(reads, "QUEUED_CAP", 2)  # a long backlog is counted up to the cap only
+    assert '<td class="queued">2+</td>' in _queue_row(read_only_client.get("/queues").text, "billing")
+    # The overview names the paused queue and the type nobody serves.
+    overview = read_only_client.get("/").text
+    assert "queue archive is paused" in overview and "sync-crm" in overview
+
+
+@pytest.mark.usefixtures("failures")
+async def test_operator_pauses_and_resumes_a_queue(runner: Runner, operator_client: TestClient) -> None:
+    """A signed-in operator pauses a queue with a reason from the queues page, then resumes it."""
+    await runner.schedule_job("ok", {}, tenant_id="acme")  # the default queue holds a queued job
+    page = operator_client.get("/queues").text
+    assert 'id="pause-default"' in page and 'id="pause-other"' in page
+    form = {"csrf": csrf_of(page), "queue": "default", "reason": "  database upgrade "}
+
+    answer = operator_client.post("/queues/pause", data=form)
+    assert answer.status_code == 303 and answer.headers["location"].endswith("/queues?notice=paused")
+    [paused] = await runner.paused_queues()
+    assert (paused.queue, paused.paused_by, paused.reason) == ("default", "dashboard", "database upgrade")
+    page = operator_client.get("/queues").text
+    assert 'id="resume-default"' in page and 'id="pause-default"' not in page
+    assert "by dashboard: database upgrade" in _queue_row(page, "default")
+    assert operator_client.post("/queues/pause", data=form).headers["location"].endswith("notice=already-paused")
+
+    answer = operator_client.post("/queues/resume", data={"csrf": form["csrf"], "queue": "default"})
+    assert answer.status_code == 303 and answer.headers["location"].endswith("/queues?notice=resumed")
+    assert await runner.paused_queues() == []
+    resume_again = operator_client.post("/queues/resume", data={"csrf": form["csrf"], "queue": "default"})
+    assert resume_again.headers["location"].endswith("notice=not-paused")
+
+    # A queue with no jobs or workers yet can be paused by name; a bad name is refused.
+    answer = operator_client.post("/queues/pause", data={"csrf": form["csrf"], "queue": "nightly"})
+    assert answer.status_code == 303 and [p.queue for p in await runner.paused_queues()] == ["nightly"]
+    assert operator_client.post("/queues/pause", data={"csrf": form["csrf"], "queue": "No Good"}).status_code == 400
+    assert operator_client.post("/queues/pause", data={"csrf": form["csrf"]}).status_code == 400
+
+
+@pytest.mark.usefixtures("failures")
+async def test_queue_actions_need_the_token_a_session_and_the_csrf_field(
+    settings: Settings, registry: JobRegistry, runner: Runner, read_only_client: TestClient
+) -> None:
+    """Pause and resume answer 403 on a read-only dashboard, before sign-in, and without a matching CSRF field."""
+    await runner.schedule_job("ok", {}, tenant_id="acme")
+    assert 'id="pause-default"' not in read_only_client.get("/queues").text
+    csrf = read_only_client.cookies["algajobs_csrf"]
+    for path in ("/queues/pause", "/queues/resume"):
+        assert read_only_client.post(path, data={"csrf": csrf, "queue": "default"}).status_code == 403
+    assert read_only_client.get("/queues/pause").status_code == 405
+
+    with _client(settings, registry, token=TOKEN) as client:
+        page = client.get("/queues").text
+        assert 'id="pause-default"' not in page  # not signed in
+        csrf = csrf_of(page)
+        assert client.post("/queues/pause", data={"csrf": csrf, "queue": "default"}).status_code == 403
+        assert client.post("/login", data={"csrf": csrf, "token": TOKEN}).status_code == 303
+        assert client.post("/queues/pause", data={"queue": "default"}).status_code == 403
+        assert client.post("/queues/pause", data={"csrf": "forged", "queue": "default"}).status_code == 403
+    assert await runner.paused_queues() == []
+
+    await runner.pause_queue("default")
+    with _client(settings, registry, token=TOKEN) as client:
+        csrf = csrf_of(client.get("/queues").text)
+        assert client.post("/login", data={"csrf": csrf, "token": TOKEN}).status_code == 303
+        assert client.post("/queues/resume", data={"csrf": "forged", "queue": "default"}).status_code == 403
+    assert [p.queue for p in await runner.paused_queues()] == ["default"]
+
+
+async def test_pinned_tenant_cannot_pause_queues_or_see_other_tenants_work(
+    settings: Settings, registry: JobRegistry, runner: Runner, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """A tenant-pinned dashboard refuses pause and resume (403) even to an operator; it lists paused queues only."""
+    await insert_worker(conn, host="web-1", pid=4242, queues=["default"], types=["mail"])
+    await insert_row(conn, tenant="globex", type_="sync-crm", queue="reports", status="queued", engine="postgres")
+    await runner.pause_queue("billing", paused_by="ops", reason="audit")
+    with _client(settings, registry, token=TOKEN, tenant="acme") as client:
+        csrf = csrf_of(client.get("/").text)
+        assert client.post("/login", data={"csrf": csrf, "token": TOKEN}).status_code == 303
+        page = client.get("/queues").text
+        assert 'id="queues-scoped"' in page and "by ops: audit" in _queue_row(page, "billing")
+        assert "web-1" not in page and "sync-crm" not in page and "reports" not in page
+        assert 'id="resume-billing"' not in page and 'id="pause-other"' not in page
+        for path, queue in (("/queues/resume", "billing"), ("/queues/pause", "default")):
+            refused = client.post(path, data={"csrf": csrf, "queue": queue})
+            assert refused.status_code == 403 and "shared by every tenant" in refused.text
+        overview = client.get("/").text
+        assert "queue billing is paused" in overview and "sync-crm" not in overview
+    assert [p.queue for p in await runner.paused_queues()] == ["billing"]

@@ -30,7 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from algajobs import JobRegistry, JobStatus, Runner, Settings
 from algajobs.dashboard import DashboardOptions, create_app
-from tests.integration.dashboard_jobs import insert_row, register_handlers, run_all
+from tests.integration.dashboard_jobs import insert_row, insert_worker, register_handlers, run_all
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -125,6 +125,10 @@ def _rows(driver: WebDriver) -> int:
 
 def _absent(driver: WebDriver, css: str) -> bool:
     return not driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def _queue_row(driver: WebDriver, queue: str) -> Any:
+    return driver.find_element(By.CSS_SELECTOR, f'#queue-list tr.queue-row[data-queue="{queue}"]')
 
 
 async def test_operator_sees_counts_filters_and_retries_a_failed_job(
@@ -225,3 +229,50 @@ async def test_without_a_token_buttons_are_absent_and_posts_refused(
             urllib.request.urlopen(request, timeout=10)  # noqa: ASYNC210 - a one-off probe of the served app
         assert refused.value.code == 403
     assert (await runner.get_job_status(failed.job_id, tenant_id="acme")).status is JobStatus.FAILED
+
+
+async def test_operator_pauses_then_resumes_a_queue(
+    settings: Settings,
+    registry: JobRegistry,
+    runner: Runner,
+    conn: psycopg.AsyncConnection[Any],
+    failures: dict[str, int],
+    browser: WebDriver,
+    tmp_path: Path,
+) -> None:
+    """The queues page shows queues, unserved types and workers; pause (with a reason) and resume are clicked there."""
+    waiting = await runner.schedule_job("ok", {}, tenant_id="acme")
+    await insert_worker(conn, host="web-1", pid=4242, queues=["default"], types=["ok"])
+    await insert_row(conn, tenant="initech", type_="sync-crm", queue="reports", status="queued", engine="postgres")
+    with _Served(settings, registry, DashboardOptions(token=TOKEN, refresh_seconds=0)) as served:
+        browser.get(served.url("/"))
+        browser.find_element(By.ID, "operator-token").send_keys(TOKEN)
+        browser.find_element(By.ID, "sign-in").click()
+        _wait_for_url(browser, "notice=signed-in")
+        browser.find_element(By.ID, "nav-queues").click()
+        _wait_for_url(browser, "/queues")
+        assert _queue_row(browser, "default").get_attribute("data-paused") == "no"
+        assert "no worker for type 'sync-crm' in queue 'reports'" in _queue_row(browser, "reports").text
+        assert "web-1" in _text(browser, "#worker-list") and "4242" in _text(browser, "#worker-list")
+        browser.save_screenshot(str(tmp_path / "queues.png"))
+
+        browser.find_element(By.ID, "reason-default").send_keys("database upgrade")
+        browser.find_element(By.ID, "pause-default").click()
+        _wait_for_url(browser, "notice=paused")
+        assert "paused" in _text(browser, "#notice")
+        row = _queue_row(browser, "default")
+        assert row.get_attribute("data-paused") == "yes" and "by dashboard: database upgrade" in row.text
+        assert [(p.queue, p.reason) for p in await runner.paused_queues()] == [("default", "database upgrade")]
+        assert _absent(browser, "#pause-default")
+        browser.save_screenshot(str(tmp_path / "queues-paused.png"))
+
+        browser.find_element(By.ID, "resume-default").click()
+        _wait_for_url(browser, "notice=resumed")
+        assert _queue_row(browser, "default").get_attribute("data-paused") == "no"
+        assert await runner.paused_queues() == []
+        browser.save_screenshot(str(tmp_path / "queues-resumed.png"))
+
+    await run_all(runner, tenant="acme")  # the resumed queue's job runs
+    assert (await runner.get_job_status(waiting.job_id, tenant_id="acme")).status is JobStatus.COMPLETED
+    for name in ("queues", "queues-paused", "queues-resumed"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000

@@ -1,8 +1,10 @@
-"""The operator's actions: sign in and out, cancel, retry, bulk retry. POST only.
+"""The operator's actions: sign in and out, cancel, retry, bulk retry, pause and resume a queue. POST only.
 
 Every action is refused with 403 unless the dashboard has an operator token
-and the form's CSRF field repeats the CSRF cookie; cancel and retry also need
-a signed-in operator. Each answers with a redirect to a page (303).
+and the form's CSRF field repeats the CSRF cookie; all but signing in and out
+also need a signed-in operator. Pausing and resuming are refused (403) on a
+dashboard pinned to one tenant: a queue is shared by every tenant. Each
+answers with a redirect to a page (303).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from .. import validation
 from ..enums import JobStatus
 from ..errors import JobNotFoundError, JobStateError
 from . import security
@@ -113,3 +116,36 @@ async def bulk_retry(request: Request) -> Response:
         retried += 1
     shown = replace(where, status=None).query()  # the retried jobs are queued now, no longer failed
     return _redirect(request, "jobs", "bulk", query={**shown, "count": str(retried)})
+
+
+def _shared_queues_allowed(request: Request) -> None:
+    """HTTPException(403) on a tenant-pinned dashboard, which must not stop other tenants' work."""
+    pinned = State.of(request).options.tenant
+    if pinned is not None:
+        message = f"queues are shared by every tenant: a dashboard pinned to {pinned!r} cannot pause or resume them"
+        raise HTTPException(403, message)
+
+
+def _form_text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+async def pause_queue(request: Request) -> Response:
+    """Pause the form's queue on both engines, with an optional reason; its jobs wait until resumed."""
+    _shared_queues_allowed(request)
+    form = await _checked_form(request)
+    queue = validation.queue_name(_form_text(form, "queue") or "")
+    runner = (await State.of(request).backend.get()).runner
+    done = await runner.pause_queue(queue, paused_by="dashboard", reason=_form_text(form, "reason"))
+    return _redirect(request, "queues", "paused" if done else "already-paused")
+
+
+async def resume_queue(request: Request) -> Response:
+    """Resume the form's queue: its waiting jobs run again."""
+    _shared_queues_allowed(request)
+    form = await _checked_form(request)
+    queue = validation.queue_name(_form_text(form, "queue") or "")
+    runner = (await State.of(request).backend.get()).runner
+    done = await runner.resume_queue(queue)
+    return _redirect(request, "queues", "resumed" if done else "not-paused")

@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..registry import JobRegistry
 from ..settings import Settings
-from . import actions, pages
+from . import actions, pages, present
 from .backend import Backend
 from .options import DashboardOptions
 from .web import State, render
@@ -67,6 +67,9 @@ def create_app(
         Route("/jobs/{tenant}/{job_id}/cancel", actions.cancel, methods=["POST"], name="cancel"),
         Route("/jobs/{tenant}/{job_id}/retry", actions.retry, methods=["POST"], name="retry"),
         Route("/schedules", pages.schedules, name="schedules"),
+        Route("/queues", pages.queues, name="queues"),
+        Route("/queues/pause", actions.pause_queue, methods=["POST"], name="pause_queue"),
+        Route("/queues/resume", actions.resume_queue, methods=["POST"], name="resume_queue"),
         Route("/login", actions.login, methods=["POST"], name="login"),
         Route("/logout", actions.logout, methods=["POST"], name="logout"),
         Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
@@ -77,6 +80,7 @@ def create_app(
         exception_handlers={AlgaJobsError: _error_page, HTTPException: _error_page},
     )
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True)
+    env.filters["utc"] = present.utc
     templates = Jinja2Templates(env=env)
     app.state.dashboard = State(settings=settings, options=options, backend=backend, templates=templates)
     return app

@@ -52,6 +52,7 @@ class JobFilter:
     tenant: str | None = None
     status: JobStatus | None = None
     type: str | None = None
+    queue: str | None = None
     engine: RunnerType | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -62,6 +63,7 @@ class JobFilter:
             "tenant": self.tenant,
             "status": self.status,
             "type": self.type,
+            "queue": self.queue,
             "engine": self.engine,
             "since": self.since,
             "until": self.until,
@@ -73,6 +75,7 @@ class JobFilter:
             "tenant": self.tenant,
             "status": self.status,
             "type": self.type,
+            "queue": self.queue,
             "engine": self.engine,
             "since": _show_time(self.since),
             "until": _show_time(self.until),
@@ -95,11 +98,12 @@ def parse_filter(args: Mapping[str, str]) -> JobFilter:
         parsed_engine = RunnerType(engine) if engine else None
     except ValueError:
         raise ValidationError(f"unknown engine {validation.preview(engine)}") from None
-    tenant = _text(args, "tenant")
+    tenant, queue = _text(args, "tenant"), _text(args, "queue")
     return JobFilter(
         tenant=validation.tenant_id(tenant) if tenant else None,
         status=parsed_status,
         type=validation.optional_text(_text(args, "type"), "type"),
+        queue=validation.queue_name(queue) if queue else None,
         engine=parsed_engine,
         since=_time(args, "since"),
         until=_time(args, "until"),

@@ -1,4 +1,4 @@
-"""The read-only pages: overview, job list, job page, recurring schedules."""
+"""The read-only pages: overview, job list, job page, recurring schedules, queues."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.responses import Response
 from ..enums import JobStatus, RunnerType
 from ..errors import AlgaJobsError, JobNotFoundError
 from ..models import HealthReport
+from ..queues import ANNOUNCE_EVERY, WORKER_ALIVE
 from .filters import parse_cursor, parse_filter
 from .present import pretty_json, temporal_schedule_url, temporal_workflow_url, throughput_bars
 from .web import State, render, scoped_tenant
@@ -84,12 +85,14 @@ async def job_page(request: Request) -> Response:
     opened = await state.backend.get()
     job = await opened.runner.get_job_status(request.path_params["job_id"], tenant_id=tenant)
     details = await opened.runner.get_job_details(job.job_id, tenant_id=tenant)
+    queue = await opened.reads.job_queue(tenant, job.job_id)
     namespace = state.settings.temporal_namespace
     return render(
         request,
         "job.html",
         {
             "job": job,
+            "queue": queue,
             "details": details,
             "payload": pretty_json(job.data),
             "result": None if job.result is None else pretty_json(job.result),
@@ -112,3 +115,25 @@ async def schedules(request: Request) -> Response:
         temporal = row["runner_type"] == RunnerType.TEMPORAL
         row["temporal_url"] = temporal_schedule_url(base, namespace, row["external_id"]) if temporal else None
     return render(request, "schedules.html", {"schedules": rows})
+
+
+async def queues(request: Request) -> Response:
+    """Known queues with their pause, queued jobs and unserved types; the live workers.
+
+    A tenant-pinned dashboard shows only which queues are paused: queues, their
+    workers and the job types waiting in them are shared by every tenant.
+    """
+    state = State.of(request)
+    opened = await state.backend.get()
+    if state.options.tenant is not None:
+        return render(request, "queues.html", {"paused": await opened.reads.paused_queues(), "view": None})
+    return render(
+        request,
+        "queues.html",
+        {
+            "view": await opened.reads.queues(),
+            "paused": None,
+            "announce_seconds": int(ANNOUNCE_EVERY.total_seconds()),
+            "alive_seconds": int(WORKER_ALIVE.total_seconds()),
+        },
+    )

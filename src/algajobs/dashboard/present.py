@@ -31,6 +31,11 @@ def pretty_json(value: Any) -> str:
     return json.dumps(redact(value), indent=2, sort_keys=True, default=str)
 
 
+def utc(value: datetime) -> str:
+    """``value`` as ``YYYY-MM-DD HH:MM:SS`` in UTC, whatever the database session's time zone."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def temporal_workflow_url(base: str, namespace: str, job: Any) -> str | None:
     """The Temporal Web UI page of a Temporal job's workflow, or None for other jobs."""
     if job.runner_type is not RunnerType.TEMPORAL or not job.external_id:

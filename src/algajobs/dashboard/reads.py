@@ -2,6 +2,8 @@
 
 Reads that a runner already offers (one job, its steps) go through the
 runner's store; these are the operator's cross-tenant views it has no call for.
+Queue reads that :class:`~algajobs.queues.QueueAdmin` offers (paused queues,
+job types no worker serves) go through it, over the dashboard's pool.
 """
 
 from __future__ import annotations
@@ -9,10 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from ..db import Database
 from ..enums import JobStatus, RunnerType
+from ..models import PausedQueue, UnservedJobType
+from ..queues import WORKER_ALIVE, QueueAdmin
 from .filters import Cursor, JobFilter
+
+QUEUED_CAP = 1_000
+"""The queues page counts a queue's queued jobs up to this many (then shows "1000+")."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,46 @@ class Page:
     next_cursor: Cursor | None
 
 
+@dataclass(frozen=True)
+class LiveWorker:
+    """A worker process that renewed its ``workers`` row recently."""
+
+    worker_id: str
+    host: str
+    pid: int
+    engines: list[RunnerType]
+    queues: list[str]
+    types: list[str]
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """One known queue: its pause, its live workers, its queued jobs and the types no worker serves in it."""
+
+    name: str
+    paused: PausedQueue | None
+    workers: int
+    queued: int
+    unserved: list[UnservedJobType]
+
+    @property
+    def queued_capped(self) -> bool:
+        """True when the queue holds at least QUEUED_CAP queued jobs (the count stopped there)."""
+        return self.queued >= QUEUED_CAP
+
+
+@dataclass(frozen=True)
+class QueuesView:
+    """The queues page: every known queue and every live worker."""
+
+    queues: list[QueueState]
+    workers: list[LiveWorker]
+
+
 class DashboardReads:
-    """Counts, throughput, the keyset job list and recurring schedules."""
+    """Counts, throughput, the keyset job list, recurring schedules, queues and live workers."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -81,6 +127,39 @@ class DashboardReads:
         last = rows[limit - 1]
         return Page(rows=rows[:limit], next_cursor=Cursor(last["created_at"], last["job_id"]))
 
+    async def job_queue(self, tenant: str, job_id: UUID) -> str | None:
+        """The queue of one job (None if the row is gone)."""
+        rows = await self._db.fetch("dashboard_job_queue", {"tenant": tenant, "job_id": job_id})
+        return rows[0]["queue"] if rows else None
+
+    async def queues(self) -> QueuesView:
+        """Every queue a live worker serves, that is paused or holds queued jobs; and the live workers."""
+        rows = await self._db.fetch("dashboard_queues", {"alive": WORKER_ALIVE, "cap": QUEUED_CAP})
+        unserved = await QueueAdmin(self._db).unserved()
+        workers = await self._db.fetch("dashboard_workers", {"alive": WORKER_ALIVE})
+        queues = [
+            QueueState(
+                name=row["queue"],
+                paused=None if row["paused_at"] is None else PausedQueue(**_pause_of(row)),
+                workers=row["workers"],
+                queued=row["queued"],
+                unserved=[u for u in unserved if u.queue == row["queue"]],
+            )
+            for row in rows
+        ]
+        return QueuesView(
+            queues=queues,
+            workers=[LiveWorker(**(row | {"engines": [RunnerType(e) for e in row["engines"]]})) for row in workers],
+        )
+
+    async def paused_queues(self) -> list[PausedQueue]:
+        """Every paused queue (all a tenant-scoped dashboard shows of queues)."""
+        return await QueueAdmin(self._db).paused()
+
     async def schedules(self, tenant: str | None, *, limit: int = 500) -> list[dict[str, Any]]:
         """Live recurring jobs on either engine."""
         return await self._db.fetch("dashboard_schedules", {"tenant": tenant, "limit": limit})
+
+
+def _pause_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {"queue": row["queue"], **{k: row[k] for k in ("paused_at", "paused_by", "reason")}}

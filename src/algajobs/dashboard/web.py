@@ -24,6 +24,10 @@ NOTICES = {
     "signed-out": "Signed out.",
     "bad-token": "That is not the operator token.",
     "bulk": "Failed jobs matching the filters were queued again.",
+    "paused": "The queue was paused: nothing more is claimed from it, on either engine, until it is resumed.",
+    "already-paused": "That queue was paused already; nothing changed.",
+    "resumed": "The queue was resumed: its waiting jobs run again.",
+    "not-paused": "That queue was not paused; nothing changed.",
 }
 
 
