@@ -2,16 +2,17 @@
 
 Both engines count the jobs they run here. The PostgreSQL worker asks what
 it may claim next (:meth:`Limits.claim_filter`), so a capped type, queue or
-tenant is not even fetched; the Temporal activity waits for a slot
-(:meth:`Limits.slot`), since Temporal hands out tasks without asking.
+tenant is not even fetched. On Temporal the caps are slots of task-queue
+workers (a capped type gets a task queue of its own); its activities are
+counted here too (:meth:`Limits.counting`), so one process's caps hold across
+both engines.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .registry import JobRegistry
@@ -53,7 +54,6 @@ class Limits:
         self._by_type: Counter[str] = Counter()
         self._by_queue: Counter[str] = Counter()
         self._by_tenant: Counter[str] = Counter()
-        self._freed = asyncio.Condition()
 
     def load(self) -> None:
         """Read the served queues and the caps from the registry (again: workers start after handlers register)."""
@@ -118,15 +118,16 @@ class Limits:
             if counter[key] <= 0:
                 del counter[key]
 
-    @contextlib.asynccontextmanager
-    async def slot(self, name: str, queue: str, tenant: str) -> AsyncIterator[None]:
-        """Wait until a job of this type, queue and tenant fits every cap; hold its place while inside."""
-        async with self._freed:
-            await self._freed.wait_for(lambda: self.has_room(name, queue, tenant))
-            self.take(name, queue, tenant)
+    @contextlib.contextmanager
+    def counting(self, name: str, queue: str, tenant: str) -> Iterator[None]:
+        """Count a job run elsewhere (a Temporal activity) while inside, so PostgreSQL claims see it."""
+        self.take(name, queue, tenant)
         try:
             yield
         finally:
             self.give_back(name, queue, tenant)
-            async with self._freed:
-                self._freed.notify_all()
+
+    @property
+    def capped_types(self) -> dict[str, tuple[str, int]]:
+        """Served job types with a concurrency cap: name → (queue, cap)."""
+        return {name: (self._types[name], cap) for name, cap in self._type_caps.items()}

@@ -24,6 +24,15 @@ def task_queue_for(base: str, queue: str) -> str:
     return base if queue == DEFAULT_QUEUE else f"{base}.{queue}"
 
 
+def type_task_queue(base: str, queue: str, job_name: str) -> str:
+    """The task queue of a job type with a concurrency cap.
+
+    Its handler activities run there, on workers polling it with that many
+    slots, so Temporal itself holds the rest back.
+    """
+    return f"{task_queue_for(base, queue)}/{job_name}"
+
+
 def queue_of(base: str, task_queue: str) -> str:
     """The queue whose task queue is ``task_queue`` (the default queue for ``base`` or a foreign name)."""
     prefix = f"{base}."

@@ -19,7 +19,7 @@ from ..context import JobContext
 from ..enums import JobStatus, RunnerType
 from ..errors import JobCancelledError, UnknownJobError
 from ..limits import Limits
-from ..queues import queue_of
+from ..queues import queue_of, type_task_queue
 from ..registry import JobDefinition, JobRegistry
 from ..store import JobStore, StoreReporter
 from ..telemetry import execute_span, record_run
@@ -30,11 +30,12 @@ from ..workflows.contracts import (
     CreateJobDetailInput,
     ExecuteJobInput,
     FinishJob,
+    ReleaseJob,
     RetrySpec,
     UpdateJobStatusInput,
     UpdateProgressSignal,
 )
-from ..workflows.generic_job import CANCELLED_ERROR_TYPE, NO_HANDLER_HERE
+from ..workflows.generic_job import CANCELLED_ERROR_TYPE, NO_HANDLER_HERE, QUEUE_PAUSED
 from .records import TemporalRecords
 
 _HEARTBEAT_EVERY = 0.5  # the SDK throttles what it actually sends
@@ -82,15 +83,18 @@ class JobActivities:
         try:
             definition = self._registry.get(job.job_name)
         except UnknownJobError as exc:
-            # Another worker on this task queue may have it (a rolling deploy): the workflow waits and asks again.
-            raise ApplicationError(str(exc), type=NO_HANDLER_HERE, non_retryable=True) from None
-        attempt = activity.info().attempt
+            # Another worker on this task queue may have it (a rolling deploy): the workflow hands the job back.
+            spent = job.attempt_offset + activity.info().attempt - 1
+            raise ApplicationError(str(exc), spent, type=NO_HANDLER_HERE, non_retryable=True) from None
+        attempt = job.attempt_offset + activity.info().attempt
         job_id = UUID(job.job_id)
         if attempt > 1:
-            await self._records.set_attempts(job.tenant_id, job_id, attempt)
+            paused = await self._records.set_attempts(job.tenant_id, job_id, attempt)
             done, earlier = await self._records.handler_result(job.tenant_id, job_id)
             if done:  # an earlier attempt's handler returned; only its completion was lost
                 return earlier
+            if paused:  # a retry waits while its queue is paused, as on PostgreSQL
+                raise ApplicationError("its queue is paused", attempt - 1, type=QUEUE_PAUSED, non_retryable=True)
         ctx = JobContext(
             job_id=job_id,
             tenant_id=job.tenant_id,
@@ -102,9 +106,9 @@ class JobActivities:
         with (
             execute_span(job.job_name, job_id, job.tenant_id, attempt, RunnerType.TEMPORAL, job.trace_context) as span,
             _heartbeating(),
+            self._limits.counting(definition.name, definition.queue, job.tenant_id),
         ):
-            async with self._limits.slot(definition.name, definition.queue, job.tenant_id):
-                return await self._run_handler(definition, ctx, job, span)
+            return await self._run_handler(definition, ctx, job, span)
 
     async def _run_handler(self, definition: JobDefinition, ctx: JobContext, job: ExecuteJobInput, span: Span) -> Any:
         started = time.perf_counter()
@@ -145,6 +149,9 @@ class JobActivities:
             case FinishJob() as finish:
                 await self._records.finish(finish)
                 return None
+            case ReleaseJob() as release:
+                await self._records.release(release)
+                return None
 
     async def _claim(self, claim: ClaimJob) -> ClaimResult:
         # Only a worker that can run the job claims it: otherwise the row stays queued
@@ -160,14 +167,17 @@ class JobActivities:
             return ClaimResult(verdict=ClaimVerdict.UNKNOWN_JOB)
         if not (claim.want_options or claim.new_row is not None):
             # The scheduler's row has its own attempts and queue.
-            return await self._records.claim(claim, max_attempts=0, queue=definition.queue)
-        given = claim.new_row.max_attempts if claim.new_row is not None else None
-        max_attempts = given or definition.retry.max_attempts
-        result = await self._records.claim(claim, max_attempts=max_attempts, queue=definition.queue)
-        if not claim.want_options:
-            return result
-        options = {"retry": RetrySpec.of(definition.retry), "timeout_seconds": definition.timeout.total_seconds()}
-        return result.model_copy(update=options)
+            result = await self._records.claim(claim, max_attempts=0, queue=definition.queue)
+        else:
+            given = claim.new_row.max_attempts if claim.new_row is not None else None
+            max_attempts = given or definition.retry.max_attempts
+            result = await self._records.claim(claim, max_attempts=max_attempts, queue=definition.queue)
+        options: dict[str, Any] = {}
+        if claim.want_options:
+            options = {"retry": RetrySpec.of(definition.retry), "timeout_seconds": definition.timeout.total_seconds()}
+        if definition.concurrency is not None:
+            options["activity_task_queue"] = type_task_queue(self._task_queue_base, definition.queue, definition.name)
+        return result.model_copy(update=options) if options else result
 
     @activity.defn(name="createJobDetail")
     async def create_job_detail(self, detail: CreateJobDetailInput) -> str:

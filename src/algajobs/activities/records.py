@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from ..db import Database
 from ..encryption import Column, open_strict, seal
 from ..enums import JobStatus, RunnerType
-from ..workflows.contracts import ClaimJob, ClaimResult, ClaimVerdict, FinishJob
+from ..workflows.contracts import ClaimJob, ClaimResult, ClaimVerdict, FinishJob, ReleaseJob
 
 
 class TemporalRecords:
@@ -100,9 +100,20 @@ class TemporalRecords:
             return False, None
         return True, open_strict(self._db.keys, rows[0]["result"], tenant=tenant_id, column=Column.RESULT)
 
-    async def set_attempts(self, tenant_id: str, job_id: UUID, attempts: int) -> None:
-        """Record a Temporal retry attempt."""
-        await self._db.execute("set_attempts", {"tenant": tenant_id, "job_id": job_id, "attempts": attempts})
+    async def set_attempts(self, tenant_id: str, job_id: UUID, attempts: int) -> bool:
+        """Record a Temporal retry attempt; True if the job's queue is paused (the attempt must wait)."""
+        rows = await self._db.fetch("set_attempts", {"tenant": tenant_id, "job_id": job_id, "attempts": attempts})
+        return bool(rows and rows[0]["paused"])
+
+    async def release(self, release: ReleaseJob) -> None:
+        """Hand this run's claimed job back to ``queued`` (a later run claims it)."""
+        params = {
+            "tenant": release.tenant_id,
+            "job_id": UUID(release.job_id),
+            "run_id": release.run_id,
+            "reason": release.reason,
+        }
+        await self._db.execute("release_temporal_job", params)
 
     async def register_waiting_run(self, claim: ClaimJob, queue: str) -> None:
         """Create the row of a run no worker here can claim yet (its handler is unknown here)."""

@@ -441,8 +441,27 @@ WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status IN ('processing', '
   AND runner_type = 'temporal' AND metadata ? 'handler_done';
 
 -- name: set_attempts
-UPDATE jobs SET attempts = %(attempts)s, updated_at = now()
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s;
+-- A Temporal retry attempt starts: record it, unless its queue is paused (then it
+-- does not run, and waits); say which.
+WITH paused AS (
+    SELECT EXISTS (
+        SELECT 1 FROM jobs j JOIN paused_queues p ON p.queue = j.queue
+        WHERE j.tenant = %(tenant)s AND j.job_id = %(job_id)s
+    ) AS paused
+), counted AS (
+    UPDATE jobs SET attempts = %(attempts)s, updated_at = now()
+    WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND NOT (SELECT paused FROM paused)
+)
+SELECT paused FROM paused;
+
+-- name: release_temporal_job
+-- A run hands its claimed job back (no worker here has the handler, or the
+-- queue was paused before a retry): queued again, for the next run to claim.
+UPDATE jobs
+SET status = 'queued', external_run_id = NULL, updated_at = now(),
+    metadata = metadata || jsonb_build_object('released', %(reason)s::text)
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'processing'
+  AND runner_type = 'temporal' AND external_run_id = %(run_id)s;
 
 -- name: register_scheduled_run
 -- A Temporal Schedule fired: the run gets its own jobs row, but only while the

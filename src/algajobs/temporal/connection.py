@@ -120,14 +120,23 @@ def with_converter(client: Client, settings: Settings) -> Client:
 
 
 def build_worker(
-    client: Client, settings: Settings, activities: JobActivities, *, task_queue: str, concurrency: int
+    client: Client,
+    settings: Settings,
+    activities: JobActivities,
+    *,
+    task_queue: str,
+    concurrency: int,
+    workflows: bool = True,
 ) -> Worker:
-    """A worker for ``genericJobWorkflow`` and its activities on one queue's task queue."""
+    """A worker for ``genericJobWorkflow`` and its activities on one queue's task queue.
+
+    ``workflows=False``: only the handler activity, on a capped job type's own task queue.
+    """
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[GenericJobWorkflow],
-        activities=activities.all,
+        workflows=[GenericJobWorkflow] if workflows else [],
+        activities=activities.all if workflows else [activities.execute_job_handler],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=concurrency,
         graceful_shutdown_timeout=settings.shutdown_grace,

@@ -30,7 +30,7 @@ from ..enums import JobStatus, RunnerType
 from ..errors import AlgaJobsError, RunnerStateError, ValidationError
 from ..limits import Limits
 from ..models import EngineHealth, ScheduleResult
-from ..queues import task_queue_for
+from ..queues import task_queue_for, type_task_queue
 from ..registry import JobRegistry
 from ..schedule_spec import ScheduleSpec, SpecKind
 from ..scheduling import JobRequest
@@ -49,7 +49,7 @@ from .ids import (
     workflow_input,
 )
 from .security import is_configuration_failure, search_attribute_advice, unregistered_search_attribute
-from .worker import SupervisedWorker
+from .worker import SupervisedWorker, TaskQueuePlan
 
 log = logging.getLogger("algajobs.temporal")
 # A lost answer, not a refusal: the request may have reached the server.
@@ -364,16 +364,22 @@ class TemporalEngine:
         """Stop the worker; running activities get the shutdown grace period."""
         await self._worker.stop()
 
-    def _task_queues(self) -> dict[str, int]:
-        """Each served queue's task queue, with the most activities its worker runs at once."""
+    def _task_queues(self) -> dict[str, TaskQueuePlan]:
+        """Each served queue's task queue, and each capped job type's own, with their slots.
+
+        The cap of a type is the slot count of its task queue's worker, so
+        Temporal holds the other jobs back (queued at the server, no attempt
+        or timeout spent); a queue's cap is its worker's slot count.
+        """
         self._limits.load()
-        most = self._settings.worker_concurrency
-        return {
-            task_queue_for(self._settings.temporal_task_queue, queue): min(
-                most, self._registry.queue_limit(queue) or most
-            )
+        most, base = self._settings.worker_concurrency, self._settings.temporal_task_queue
+        plans = {
+            task_queue_for(base, queue): TaskQueuePlan(min(most, self._registry.queue_limit(queue) or most))
             for queue in self._limits.queues
         }
+        for name, (queue, cap) in self._limits.capped_types.items():
+            plans[type_task_queue(base, queue, name)] = TaskQueuePlan(min(most, cap), workflows=False)
+        return plans
 
     def _task_queue(self, request: JobRequest) -> str:
         return task_queue_for(self._settings.temporal_task_queue, request.definition.queue)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import NamedTuple
 
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -23,6 +24,15 @@ _HEALTHY_RUN = 30.0
 _SHUTDOWN_SLACK = 10.0  # a worker that ran this long was healthy: the next failure retries quickly
 
 
+class TaskQueuePlan(NamedTuple):
+    """One task queue this process polls."""
+
+    concurrency: int
+    """Most handler activities run at once from it."""
+    workflows: bool = True
+    """False for a capped job type's own task queue: handler activities only."""
+
+
 class SupervisedWorker:
     """Runs ``genericJobWorkflow`` and its activities: one SDK worker per served queue's task queue.
 
@@ -34,13 +44,13 @@ class SupervisedWorker:
         client: Callable[[], Awaitable[Client]],
         settings: Settings,
         activities: JobActivities,
-        task_queues: Callable[[], dict[str, int]],
+        task_queues: Callable[[], dict[str, TaskQueuePlan]],
     ) -> None:
         self._client = client
         self._settings = settings
         self._activities = activities
         self._task_queues = task_queues
-        """Task queue name → most activities its worker runs at once (read when the worker starts)."""
+        """What to poll, read when the worker starts: task queue name → its plan."""
         self._workers: list[Worker] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -82,8 +92,15 @@ class SupervisedWorker:
                 client = await self._client()
                 await client.service_client.check_health(timeout=timedelta(seconds=2))
                 self._workers = [
-                    build_worker(client, self._settings, self._activities, task_queue=name, concurrency=most)
-                    for name, most in self._task_queues().items()
+                    build_worker(
+                        client,
+                        self._settings,
+                        self._activities,
+                        task_queue=name,
+                        concurrency=plan.concurrency,
+                        workflows=plan.workflows,
+                    )
+                    for name, plan in self._task_queues().items()
                 ]
                 await _run_all(self._workers)
                 return  # shutdown() was called

@@ -73,6 +73,10 @@ class GenericJobInput(Wire):
     row_written: bool = False
     """Set only by algajobs runners: the scheduler writes the job's row (the commit point), so a run
     that finds none must skip the job. Other clients leave it out and their run creates its row."""
+    attempts_spent: int = 0
+    """Set when a run hands its job back and continues as new: the attempts its handler already had."""
+    waits: int = 0
+    """Set when a waiting run continues as new: how often earlier runs waited, so the backoff goes on growing."""
 
 
 class GenericJobResult(Wire):
@@ -120,6 +124,8 @@ class ExecuteJobInput(Wire):
     data: Any = None
     user_id: str | None = None
     trace_context: dict[str, str] = {}
+    attempt_offset: int = 0
+    """Attempts spent by earlier runs of this job (handed back and continued as new)."""
 
 
 class NewRow(Wire):
@@ -159,8 +165,18 @@ class FinishJob(Wire):
     result: Any = None
 
 
-UpdateJobStatusInput = Annotated[ClaimJob | FinishJob, Field(discriminator="kind")]
-"""Input of ``updateJobStatus``: a claim or a finish, told apart by ``kind``."""
+class ReleaseJob(Wire):
+    """``updateJobStatus`` input that hands a claimed job back to ``queued`` (this run will not run it)."""
+
+    kind: Literal["release"] = "release"
+    job_id: str
+    tenant_id: str
+    run_id: str
+    reason: str
+
+
+UpdateJobStatusInput = Annotated[ClaimJob | FinishJob | ReleaseJob, Field(discriminator="kind")]
+"""Input of ``updateJobStatus``: a claim, a finish or a release, told apart by ``kind``."""
 
 
 class ClaimVerdict(StrEnum):
@@ -202,6 +218,9 @@ class ClaimResult(Wire):
     """The registry's retry policy, when the claim asked for options."""
     timeout_seconds: float | None = None
     """The registry's timeout, when the claim asked for options."""
+    activity_task_queue: str | None = None
+    """Where the handler activity runs when not on the workflow's task queue: a type with a
+    concurrency cap has a task queue of its own, whose workers run at most that many at once."""
 
 
 class CreateJobDetailInput(Wire):

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         GenericJobResult,
         JobState,
         NewRow,
+        ReleaseJob,
         RetrySpec,
         UpdateProgressSignal,
     )
@@ -39,11 +40,14 @@ WORKFLOW_NAME = "genericJobWorkflow"
 CANCELLED_ERROR_TYPE = "JobCancelledError"
 NO_HANDLER_HERE = "NoHandlerHere"
 """The error type of an ``executeJobHandler`` attempt that reached a worker without the handler."""
+QUEUE_PAUSED = "QueuePaused"
+"""The error type of an ``executeJobHandler`` retry whose queue is paused."""
 # Runs recorded before 0.3 failed a job no worker here could run; runs since wait for one.
 _WAIT_PATCH = "algajobs-0.3-wait-for-worker"
 _COMPLETED_BY_ACTIVITY_PATCH = "algajobs-0.3-completed-by-activity"
 _FIRST_WAIT = 1.0
 _LONGEST_WAIT = 30.0
+_LONGEST_PAUSED_WAIT = 5.0  # a resume takes effect within this
 # A run that keeps waiting continues as new: its history stays bounded, and its next workflow
 # task goes to any worker of the task queue, not the (sticky) one that lacks the handler.
 _UNKNOWN_WAITS_PER_RUN = 3
@@ -58,13 +62,14 @@ _BOOKKEEPING_RETRY = TemporalRetryPolicy(maximum_interval=timedelta(seconds=10))
 _SCHEDULED_RUN_NAMESPACE = uuid.UUID("5f0c5a52-7d1e-4b0e-9a59-6f1f4b7c2e11")
 
 
-def temporal_retry(spec: RetrySpec) -> TemporalRetryPolicy:
-    """Translate the job's RetryPolicy into Temporal's."""
+def temporal_retry(spec: RetrySpec, *, spent: int = 0) -> TemporalRetryPolicy:
+    """Translate the job's RetryPolicy into Temporal's; ``spent`` attempts ran in earlier runs."""
+    left = spec.max_attempts if spec.max_attempts <= 0 else max(spec.max_attempts - spent, 1)
     return TemporalRetryPolicy(
         initial_interval=timedelta(seconds=spec.initial_interval_seconds),
         backoff_coefficient=spec.backoff_coefficient,
         maximum_interval=timedelta(seconds=spec.maximum_interval_seconds),
-        maximum_attempts=spec.max_attempts,
+        maximum_attempts=left,
         non_retryable_error_types=[*spec.non_retryable, CANCELLED_ERROR_TYPE],
     )
 
@@ -119,20 +124,21 @@ class GenericJobWorkflow:
         retry, timeout_seconds = job.retry or claim.retry, job.timeout_seconds or claim.timeout_seconds
         if retry is None or timeout_seconds is None:  # the claim answers with options whenever asked
             raise ApplicationError("no retry policy or timeout for this job", non_retryable=True)
-        return await self._run_handler(job, job_id, retry, timedelta(seconds=timeout_seconds))
+        return await self._run_handler(raw, job, job_id, claim, retry, timedelta(seconds=timeout_seconds))
 
     async def _claim(self, raw: dict[str, Any], job: GenericJobInput, job_id: str) -> ClaimResult | None:
         """Claim the row, waiting while no worker here has the handler or the queue is paused; None if cancelled."""
         claim = await _bookkeeping("updateJobStatus", self._claim_input(job, job_id), ClaimResult, limit=_CLAIM_TIMEOUT)
-        waits = 0
+        waits, earlier = 0, job.waits
         while claim.verdict in (ClaimVerdict.UNKNOWN_JOB, ClaimVerdict.PAUSED) and workflow.patched(_WAIT_PATCH):
             # The row stays queued meanwhile, so health shows the job waiting.
-            limit = _UNKNOWN_WAITS_PER_RUN if claim.verdict is ClaimVerdict.UNKNOWN_JOB else _PAUSED_WAITS_PER_RUN
-            if waits >= limit:
-                workflow.continue_as_new(raw)
+            paused = claim.verdict is ClaimVerdict.PAUSED
+            if waits >= (_PAUSED_WAITS_PER_RUN if paused else _UNKNOWN_WAITS_PER_RUN):
+                workflow.continue_as_new({**raw, "waits": earlier + waits})
             waits += 1
             self._set(step="waiting", message=_waiting_for(claim.verdict, job.job_name))
-            if await self._cancelled_within(waits):
+            longest = _LONGEST_PAUSED_WAIT if paused else _LONGEST_WAIT
+            if await self._cancelled_within(earlier + waits, longest=longest):
                 return None
             claim = await _bookkeeping(
                 "updateJobStatus", self._claim_input(job, job_id), ClaimResult, limit=_CLAIM_TIMEOUT
@@ -140,26 +146,39 @@ class GenericJobWorkflow:
         return claim
 
     async def _run_handler(
-        self, job: GenericJobInput, job_id: str, retry: RetrySpec, time_limit: timedelta
+        self,
+        raw: dict[str, Any],
+        job: GenericJobInput,
+        job_id: str,
+        claim: ClaimResult,
+        retry: RetrySpec,
+        time_limit: timedelta,
     ) -> GenericJobResult:
-        """Run the handler activity and record its outcome; an attempt that met a worker without it is asked again."""
-        waits = 0
-        while True:
-            try:
-                result = await self._execute(job, job_id, retry, time_limit)
-            except ActivityError as exc:
-                if self._cancel is not None or _is_cancellation(exc):
-                    return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
-                if _is_no_handler(exc) and workflow.patched(_WAIT_PATCH):
-                    # Another worker of this task queue has the handler (a rolling deploy): ask again.
-                    waits += 1
-                    if await self._cancelled_within(waits):
-                        return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
-                    continue
-                return await self._finish(job, job_id, JobStatus.FAILED, error=_describe(exc, time_limit))
-            return await self._finish(job, job_id, JobStatus.COMPLETED, result=result)
+        """Run the handler activity and record its outcome.
 
-    async def _execute(self, job: GenericJobInput, job_id: str, retry: RetrySpec, time_limit: timedelta) -> Any:
+        An attempt that reached a worker without the handler, or a retry whose
+        queue is paused, hands the job back (``queued``) and continues as new:
+        the next run claims it again once it can run, and health sees it wait.
+        """
+        try:
+            result = await self._execute(job, job_id, retry, time_limit, claim.activity_task_queue)
+        except ActivityError as exc:
+            if self._cancel is not None or _is_cancellation(exc):
+                return await self._finish(job, job_id, JobStatus.CANCELLED, error=self._cancel_reason())
+            if _is_handed_back(exc) and workflow.patched(_WAIT_PATCH):
+                reason = _describe(exc, time_limit)
+                release = ReleaseJob(
+                    job_id=job_id, tenant_id=job.tenant_id, run_id=workflow.info().run_id, reason=reason
+                )
+                await _bookkeeping("updateJobStatus", release, object)
+                self._set(step="waiting", message=reason)
+                workflow.continue_as_new({**raw, "attemptsSpent": _attempts_spent(exc, job.attempts_spent)})
+            return await self._finish(job, job_id, JobStatus.FAILED, error=_describe(exc, time_limit))
+        return await self._finish(job, job_id, JobStatus.COMPLETED, result=result)
+
+    async def _execute(
+        self, job: GenericJobInput, job_id: str, retry: RetrySpec, time_limit: timedelta, task_queue: str | None
+    ) -> Any:
         """Run ``executeJobHandler`` until it ends or the job is cancelled (ActivityError on failure)."""
         handle = workflow.start_activity(
             "executeJobHandler",
@@ -170,11 +189,13 @@ class GenericJobWorkflow:
                 data=job.data,
                 user_id=job.user_id,
                 trace_context=job.trace_context,
+                attempt_offset=job.attempts_spent,
             ),
             start_to_close_timeout=time_limit,
             heartbeat_timeout=heartbeat_timeout(time_limit),
-            retry_policy=temporal_retry(retry),
+            retry_policy=temporal_retry(retry, spent=job.attempts_spent),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            task_queue=task_queue,
         )
         await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
         if not handle.done():
@@ -203,9 +224,9 @@ class GenericJobWorkflow:
     def _set(self, **changes: object) -> None:
         self._state = self._state.model_copy(update=changes)
 
-    async def _cancelled_within(self, waits: int) -> bool:
-        """Wait the ``waits``-th backoff (1 s doubling to 30 s); True if a cancel arrived meanwhile."""
-        pause = min(_FIRST_WAIT * 2 ** (waits - 1), _LONGEST_WAIT)
+    async def _cancelled_within(self, waits: int, *, longest: float = _LONGEST_WAIT) -> bool:
+        """Wait the ``waits``-th backoff (1 s doubling to ``longest``); True if a cancel arrived meanwhile."""
+        pause = min(_FIRST_WAIT * 2 ** (waits - 1), longest)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._cancel is not None, timeout=pause)
         return self._cancel is not None
@@ -307,9 +328,16 @@ def _waiting_for(verdict: ClaimVerdict, job_name: str) -> str:
     return f"waiting for a worker with a handler for {job_name!r}"
 
 
-def _is_no_handler(exc: ActivityError) -> bool:
+def _attempts_spent(exc: ActivityError, before: int) -> int:
+    """The attempts the handed-back job's handler had, as its last attempt reported them."""
     cause = exc.cause
-    return isinstance(cause, ApplicationError) and cause.type == NO_HANDLER_HERE
+    details = cause.details if isinstance(cause, ApplicationError) else ()
+    return details[0] if details and isinstance(details[0], int) else before
+
+
+def _is_handed_back(exc: ActivityError) -> bool:
+    cause = exc.cause
+    return isinstance(cause, ApplicationError) and cause.type in (NO_HANDLER_HERE, QUEUE_PAUSED)
 
 
 def _is_cancellation(exc: ActivityError) -> bool:
