@@ -130,6 +130,8 @@ class Runner:
             self._loops = Supervisor()
         if starting:
             self._serving.extend(starting)
+            if idle := sorted(set(self._limits.queues) - set(self.registry.queues)):
+                log.warning("this worker serves queue(s) %s but has no handler in them", ", ".join(idle))
             if self._presence is None:
                 # Say what this process serves, so health can name a job type no worker serves.
                 self._presence = Presence(self._require_db(), self._limits, self._serving)
