@@ -32,7 +32,8 @@ class ClaimFilter:
     """What the next claim may take: types with room, and the room left where a cap applies."""
 
     types: list[str]
-    queues: list[str]
+    type_queues: list[str]
+    """The queue of each of ``types`` (the claim reads each type in its queue)."""
     type_room: dict[str, int]
     queue_room: dict[str, int]
     tenant_room: dict[str, int]
@@ -88,7 +89,7 @@ class Limits:
             tenant_room = {t: self._tenant_cap - n for t, n in self._by_tenant.items() if n}
         return ClaimFilter(
             types=types,
-            queues=self.queues,
+            type_queues=[self._types[name] for name in types],
             type_room=type_room,
             queue_room=queue_room,
             tenant_room=tenant_room,

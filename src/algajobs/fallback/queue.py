@@ -68,7 +68,7 @@ class QueueOps:
             "worker_id": self.worker_id,
             "lease": self._lease,
             "types": allowed.types,
-            "queues": allowed.queues,
+            "type_queues": allowed.type_queues,
             "capped_types": list(allowed.type_room),
             "type_room": list(allowed.type_room.values()),
             "capped_queues": list(allowed.queue_room),

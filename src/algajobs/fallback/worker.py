@@ -335,7 +335,7 @@ class PostgresWorker:
 
     async def _maintenance_loop(self) -> None:
         interval = min(self._settings.lease_duration.total_seconds() / 2, 5.0)
-        last_prune = 0.0
+        last_prune = time.monotonic()  # the first prune waits a period too: a restart is not a reason
         while True:
             try:
                 if await self._ops.recover_expired():

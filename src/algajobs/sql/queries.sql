@@ -39,8 +39,9 @@ LIMIT 1;
 -- starting after %(after)s (where the last claim's ring ended) and wrapping
 -- round; tenants at their cap (%(full_tenants)s with no room) are passed over,
 -- and %(limit)s of the others make this claim's ring. For each ring tenant and
--- each type this worker runs, the best due jobs are read in priority order
--- (so jobs of other types, however many, cost nothing). Each tenant gives an
+-- each (type, queue) this worker runs, outside paused queues, the best due jobs
+-- are read in priority order (so jobs of other types or of paused queues,
+-- however many, cost nothing). Each tenant gives an
 -- equal share (less when near its cap), within the per-type and per-queue
 -- room, best priority first. Only queues served and not paused. Candidates are
 -- read without locks and locked at the end with SKIP LOCKED, so no row is
@@ -94,18 +95,19 @@ shares AS (
 ring_end AS (
     SELECT (SELECT tenant FROM ring ORDER BY pos DESC LIMIT 1) AS tenant, (SELECT count(*) FROM ring) AS size
 ),
-open_queues AS (
-    SELECT array_agg(q) AS names FROM unnest(%(queues)s::text[]) AS q
-    WHERE q NOT IN (SELECT queue FROM paused_queues)
+wanted AS (
+    -- The types to read: a paused queue's types are not even looked at.
+    SELECT t.type, t.queue FROM unnest(%(types)s::text[], %(type_queues)s::text[]) AS t(type, queue)
+    WHERE t.queue NOT IN (SELECT queue FROM paused_queues)
 ),
 candidates AS (
     SELECT c.*, shares.share FROM shares
-    CROSS JOIN unnest(%(types)s::text[]) AS wanted(type)
+    CROSS JOIN wanted
     CROSS JOIN LATERAL (
         SELECT j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
         WHERE j.tenant = shares.tenant AND j.type = wanted.type
           AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
-          AND j.queue = ANY(CAST((SELECT names FROM open_queues) AS text[]))
+          AND j.queue = wanted.queue
         ORDER BY j.priority DESC, j.run_at
         LIMIT shares.share
     ) c
