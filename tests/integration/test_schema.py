@@ -178,3 +178,37 @@ def _rows_read(node: dict[str, Any]) -> int:
     """Table rows a plan node and its children read (returned plus filtered out, times loops)."""
     own = node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0) if "Relation Name" in node else 0
     return int(own * node.get("Actual Loops", 1)) + sum(_rows_read(c) for c in node.get("Plans", []))
+
+
+@pytest.mark.usefixtures("settings")
+async def test_a_claim_on_a_table_without_statistics_reads_only_what_it_claims(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    """15,000 jobs just inserted, never analyzed (a new deployment's first burst): the claim still uses keys."""
+    await conn.execute(
+        "INSERT INTO jobs (tenant, job_id, type, status, runner_type) "
+        "SELECT 't', gen_random_uuid(), 'x', 'queued', 'postgres' FROM generate_series(1, 15000)"
+    )
+    query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
+    params = {
+        "limit": 100,
+        "tenants": 100,
+        "after": "",
+        "worker_id": "w",
+        "lease": "30 seconds",
+        "types": ["x"],
+        "type_queues": ["default"],
+        "capped_types": [],
+        "type_room": [],
+        "capped_queues": [],
+        "queue_room": [],
+        "full_tenants": [],
+        "tenant_room": [],
+        "tenant_cap": None,
+    }
+    async with conn.transaction(force_rollback=True):
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
+        assert row is not None
+        plan = row[0][0]["Plan"]
+    assert _rows_read(plan) < 1_000, plan

@@ -40,6 +40,7 @@ log = logging.getLogger("algajobs.worker")
 _PRUNE_EVERY = 600.0
 _ERROR_PAUSE = 0.5
 _CONTENDED_PAUSE = 0.002  # lets the other worker's claim commit before we read again
+_REFILL_PAUSE = 0.002
 # Empty rings walked in a row before waiting: each looks at the next batch of tenants.
 _WALK_ON = 100
 
@@ -176,7 +177,8 @@ class PostgresWorker:
     async def _fetch_loop(self) -> None:
         batch = self._settings.fetch_batch_size
         concurrency = self._settings.worker_concurrency
-        walked = 0
+        refill = max(1, min(batch, concurrency) // 4)
+        walked, busy = 0, False
         while self.state is WorkerState.RUNNING:
             if self._supervisor.dead.is_set():
                 log.critical("worker stops fetching: loop %r kept crashing", self._supervisor.failed_loop)
@@ -185,7 +187,15 @@ class PostgresWorker:
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
+                busy = True
                 continue
+            if busy and free < refill:
+                # Saturated: let a few more jobs finish (a moment, never longer) so that one claim
+                # fetches several instead of one claim per finished job.
+                busy = False
+                await asyncio.sleep(_REFILL_PAUSE)
+                continue
+            busy = False
             want = min(free, batch)
             allowed = self._limits.claim_filter()
             self._wake.clear()

@@ -129,10 +129,16 @@ chosen AS (
     LIMIT %(limit)s
 ),
 locked AS (
-    SELECT j.tenant, j.job_id FROM jobs j
-    JOIN chosen ON j.tenant = chosen.tenant AND j.job_id = chosen.job_id
-    WHERE j.status = 'queued' AND j.runner_type = 'postgres'
-    FOR UPDATE OF j SKIP LOCKED
+    -- Row by row from the chosen few, by primary key: however the planner guesses the
+    -- table's size (a fresh table has no statistics), it never scans it. The status
+    -- test is written on text so that no partial index on status looks usable here.
+    SELECT l.tenant, l.job_id FROM chosen
+    CROSS JOIN LATERAL (
+        SELECT j.tenant, j.job_id FROM jobs j
+        WHERE j.tenant = chosen.tenant AND j.job_id = chosen.job_id
+          AND j.status::text = 'queued' AND j.runner_type::text = 'postgres'
+        FOR UPDATE SKIP LOCKED
+    ) l
 ),
 claimed AS (
     UPDATE jobs AS j
