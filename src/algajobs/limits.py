@@ -4,8 +4,8 @@ Both engines count the jobs they run here. The PostgreSQL worker asks what
 it may claim next (:meth:`Limits.claim_filter`), so a capped type, queue or
 tenant is not even fetched. On Temporal the caps are slots of task-queue
 workers (a capped type gets a task queue of its own); its activities are
-counted here too (:meth:`Limits.counting`), so one process's caps hold across
-both engines.
+counted here too (:meth:`Limits.counting`), so PostgreSQL claims in the same
+process leave room for them (Temporal's slots do not count PostgreSQL's).
 """
 
 from __future__ import annotations

@@ -250,9 +250,7 @@ async def test_temporal_history_payloads_are_encrypted_and_the_job_completes(
         assert (await handle.result())["success"]  # decoded by the runner's client, which holds the key
         history = await env.client.get_workflow_handle(workflow_id_for(job.job_id)).fetch_history()
     payloads = payloads_of(history)
-    # input; handler activity input and result; claim result; workflow result (a completion is written by the
-    # handler activity itself since 0.3, so no finish result)
-    assert len(payloads) >= 5
+    assert len(payloads) >= 6  # input; handler activity input and result; claim and finish results; workflow result
     for payload in payloads:
         assert (payload.metadata["encoding"], payload.metadata[KEY_ID]) == (ENCODING, b"k1")
     assert SECRET.encode() not in b"".join(e.SerializeToString() for e in history.events)

@@ -137,7 +137,7 @@ class JobActivities:
             json.dumps(result)
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"handler result is not JSON-serializable: {exc}", non_retryable=True) from None
-        await self._records.complete(job.tenant_id, ctx.job_id, result)
+        await self._records.record_handler_result(job.tenant_id, ctx.job_id, result)
         return result
 
     @activity.defn(name="updateJobStatus")

@@ -88,10 +88,10 @@ class TemporalRecords:
             },
         )
 
-    async def complete(self, tenant_id: str, job_id: UUID, result: Any) -> None:
-        """The handler returned ``result``: the job is completed (a retried activity returns it, never reruns)."""
+    async def record_handler_result(self, tenant_id: str, job_id: UUID, result: Any) -> None:
+        """Remember that the handler returned ``result`` (a retried activity then does not run it again)."""
         params = {"tenant": tenant_id, "job_id": job_id, "result": self._result(result, tenant_id)}
-        await self._db.execute("complete_temporal_job", params)
+        await self._db.execute("record_handler_result", params)
 
     async def handler_result(self, tenant_id: str, job_id: UUID) -> tuple[bool, Any]:
         """``(True, result)`` if an earlier attempt's handler already returned, else ``(False, None)``."""

@@ -428,25 +428,20 @@ WITH done AS (
 )
 SELECT pg_notify('algajobs_done_' || current_schema(), job_id::text) FROM done;
 
--- name: complete_temporal_job
--- Temporal: the handler returned, so the job is completed, written by the
--- activity itself (one statement; the workflow records nothing more). The
--- result stays on the row, so a retry of the same activity (its completion
--- lost while the cluster was down) returns it instead of running the handler
--- a second time.
-WITH done AS (
-    UPDATE jobs
-    SET status = 'completed', result = %(result)s, progress = 100, completed_at = now(),
-        metadata = metadata || '{"handler_done": true}', updated_at = now()
-    WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'processing' AND runner_type = 'temporal'
-    RETURNING job_id
-)
-SELECT pg_notify('algajobs_done_' || current_schema(), job_id::text) FROM done;
+-- name: record_handler_result
+-- Temporal: the handler returned. Kept on the row so that a retry of the same
+-- activity (its completion lost while the cluster was down) returns it instead
+-- of running the handler a second time. The job is completed only once the
+-- workflow has the result (its finish step): until then Temporal may still fail
+-- the run (a result too large for its history, say), and the row must agree.
+UPDATE jobs
+SET result = %(result)s, metadata = metadata || '{"handler_done": true}', updated_at = now()
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'processing' AND runner_type = 'temporal';
 
 -- name: handler_result
 SELECT result FROM jobs
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status IN ('processing', 'completed')
-  AND runner_type = 'temporal' AND metadata ? 'handler_done';
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'processing' AND runner_type = 'temporal'
+  AND metadata ? 'handler_done';
 
 -- name: set_attempts
 -- A Temporal retry attempt starts: record it, unless its queue is paused (then it

@@ -44,7 +44,6 @@ QUEUE_PAUSED = "QueuePaused"
 """The error type of an ``executeJobHandler`` retry whose queue is paused."""
 # Runs recorded before 0.3 failed a job no worker here could run; runs since wait for one.
 _WAIT_PATCH = "algajobs-0.3-wait-for-worker"
-_COMPLETED_BY_ACTIVITY_PATCH = "algajobs-0.3-completed-by-activity"
 _FIRST_WAIT = 1.0
 _LONGEST_WAIT = 30.0
 _LONGEST_PAUSED_WAIT = 5.0  # a resume takes effect within this
@@ -226,7 +225,7 @@ class GenericJobWorkflow:
 
     async def _cancelled_within(self, waits: int, *, longest: float = _LONGEST_WAIT) -> bool:
         """Wait the ``waits``-th backoff (1 s doubling to ``longest``); True if a cancel arrived meanwhile."""
-        pause = min(_FIRST_WAIT * 2 ** (waits - 1), longest)
+        pause = min(_FIRST_WAIT * 2 ** min(waits - 1, 16), longest)  # bounded exponent: waits carry over runs
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._cancel is not None, timeout=pause)
         return self._cancel is not None
@@ -272,10 +271,8 @@ class GenericJobWorkflow:
         error: str | None = None,
         result: object = None,
     ) -> GenericJobResult:
-        # Since 0.3 the handler activity writes a completion itself: one write and one local activity less.
-        if status is not JobStatus.COMPLETED or not workflow.patched(_COMPLETED_BY_ACTIVITY_PATCH):
-            finish = FinishJob(job_id=job_id, tenant_id=job.tenant_id, status=status, error=error, result=result)
-            await _bookkeeping("updateJobStatus", finish, object)  # nothing to read; 0.1 histories hold a value
+        finish = FinishJob(job_id=job_id, tenant_id=job.tenant_id, status=status, error=error, result=result)
+        await _bookkeeping("updateJobStatus", finish, object)  # nothing to read; 0.1 histories hold a value
         progress = 100 if status is JobStatus.COMPLETED else self._state.progress
         self._set(step=status.value, error=error, progress=progress)
         return GenericJobResult(
