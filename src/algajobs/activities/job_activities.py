@@ -80,21 +80,21 @@ class JobActivities:
     @activity.defn(name="executeJobHandler")
     async def execute_job_handler(self, job: ExecuteJobInput) -> Any:
         """Run the registered handler; errors become Temporal application errors."""
+        attempt = job.attempt_offset + activity.info().attempt
+        job_id = UUID(job.job_id)
+        if attempt > 1:
+            # Any worker can answer this one, with or without the handler.
+            done, earlier = await self._records.handler_result(job.tenant_id, job_id)
+            if done:  # an earlier attempt's handler returned; only its completion was lost
+                return earlier
         try:
             definition = self._registry.get(job.job_name)
         except UnknownJobError as exc:
             # Another worker on this task queue may have it (a rolling deploy): the workflow hands the job back.
-            spent = job.attempt_offset + activity.info().attempt - 1
-            raise ApplicationError(str(exc), spent, type=NO_HANDLER_HERE, non_retryable=True) from None
-        attempt = job.attempt_offset + activity.info().attempt
-        job_id = UUID(job.job_id)
-        if attempt > 1:
-            paused = await self._records.set_attempts(job.tenant_id, job_id, attempt)
-            done, earlier = await self._records.handler_result(job.tenant_id, job_id)
-            if done:  # an earlier attempt's handler returned; only its completion was lost
-                return earlier
-            if paused:  # a retry waits while its queue is paused, as on PostgreSQL
-                raise ApplicationError("its queue is paused", attempt - 1, type=QUEUE_PAUSED, non_retryable=True)
+            raise ApplicationError(str(exc), attempt - 1, type=NO_HANDLER_HERE, non_retryable=True) from None
+        if attempt > 1 and await self._records.set_attempts(job.tenant_id, job_id, attempt):
+            # A retry waits while its queue is paused, as on PostgreSQL.
+            raise ApplicationError("its queue is paused", attempt - 1, type=QUEUE_PAUSED, non_retryable=True)
         ctx = JobContext(
             job_id=job_id,
             tenant_id=job.tenant_id,

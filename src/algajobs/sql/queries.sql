@@ -460,11 +460,20 @@ SELECT paused FROM paused;
 -- name: release_temporal_job
 -- A run hands its claimed job back (no worker here has the handler, or the
 -- queue was paused before a retry): queued again, for the next run to claim.
-UPDATE jobs
-SET status = 'queued', external_run_id = NULL, updated_at = now(),
-    metadata = metadata || jsonb_build_object('released', %(reason)s::text)
-WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'processing'
-  AND runner_type = 'temporal' AND external_run_id = %(run_id)s;
+-- A job asked to cancel meanwhile ends cancelled instead (its signal may never
+-- reach the next run); one whose handler already returned is not handed back.
+WITH released AS (
+    UPDATE jobs
+    SET status = CASE WHEN cancel_requested THEN 'cancelled'::job_status ELSE 'queued'::job_status END,
+        completed_at = CASE WHEN cancel_requested THEN now() END,
+        error = CASE WHEN cancel_requested THEN 'cancelled while handed back' ELSE error END,
+        external_run_id = NULL, updated_at = now(),
+        metadata = metadata || jsonb_build_object('released', %(reason)s::text)
+    WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'processing'
+      AND runner_type = 'temporal' AND external_run_id = %(run_id)s AND NOT metadata ? 'handler_done'
+    RETURNING job_id, status
+)
+SELECT pg_notify('algajobs_done_' || current_schema(), job_id::text) FROM released WHERE status = 'cancelled';
 
 -- name: register_scheduled_run
 -- A Temporal Schedule fired: the run gets its own jobs row, but only while the
