@@ -214,6 +214,7 @@ class PostgresWorker:
             # A short claim is not an empty queue: tenants' shares and caps leave work for the next one.
             if claimed.jobs:
                 walked = 0
+                await asyncio.sleep(0)  # the claimed jobs start before the next claim is built
             elif claimed.contended:  # another worker got there first: the queue is not empty
                 await asyncio.sleep(_CONTENDED_PAUSE)
             elif claimed.more_tenants and walked < _WALK_ON:
