@@ -434,6 +434,7 @@ def claim_params(query: str, batch: int) -> dict[str, Any]:
         "lease": timedelta(seconds=30),
         "types": ["noop", "sleep"],
         "queues": ["default"],
+        "type_queues": ["default", "default"],
         "capped_types": [],
         "type_room": [],
         "capped_queues": [],
