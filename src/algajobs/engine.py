@@ -59,6 +59,11 @@ class Engine(Protocol):
     """One job engine behind the runner; both engines implement exactly this."""
 
     @property
+    def serving(self) -> bool:
+        """True while this process's worker of the engine is taking work (what presence announces)."""
+        ...
+
+    @property
     def kind(self) -> RunnerType:
         """Which engine this is (recorded as ``runner_type`` on its rows)."""
 

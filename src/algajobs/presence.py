@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import uuid4
 
 from .db import Database
@@ -27,32 +27,39 @@ log = logging.getLogger("algajobs.presence")
 class Presence:
     """Announces this process's workers, renews the announcement while they run, withdraws it on stop."""
 
-    def __init__(self, db: Database, limits: Limits, engines: Sequence[RunnerType]) -> None:
+    def __init__(self, db: Database, limits: Limits, engines: Callable[[], Sequence[RunnerType]]) -> None:
         self._db = db
         self._limits = limits
-        self._engines = engines  # the runner's live list: an engine started later is announced too
+        self._engines = engines
+        """The engines whose worker takes work right now (a worker waiting for its cluster is not serving)."""
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
 
     async def announce(self) -> None:
-        """Write (or renew) this process's row."""
+        """Write (or renew) this process's row; remove it while no engine's worker takes work."""
+        engines = [e.value for e in self._engines()]
+        if not engines:
+            await self.withdraw()
+            return
         params = {
             "worker_id": self.worker_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "engines": [e.value for e in self._engines],
+            "engines": engines,
             "queues": self._limits.queues,
             "types": self._limits.types,
         }
         await self._db.execute("announce_worker", params)
 
     async def run(self) -> None:
-        """Renew the row every few seconds; a database outage only delays it."""
+        """Renew the row every few seconds (sooner just after start, while workers come up)."""
+        pause = 0.25
         while True:
             try:
                 await self.announce()
             except AlgaJobsError as exc:
                 log.warning("could not renew this worker's presence: %s", exc)
-            await asyncio.sleep(ANNOUNCE_EVERY.total_seconds())
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, ANNOUNCE_EVERY.total_seconds())
 
     async def withdraw(self) -> None:
         """Remove the row (best effort: a row left behind ages out)."""

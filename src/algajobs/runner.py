@@ -134,7 +134,10 @@ class Runner:
                 log.warning("this worker serves queue(s) %s but has no handler in them", ", ".join(idle))
             if self._presence is None:
                 # Say what this process serves, so health can name a job type no worker serves.
-                self._presence = Presence(self._require_db(), self._limits, self._serving)
+                engines = self._engines
+                self._presence = Presence(
+                    self._require_db(), self._limits, lambda: [k for k in self._serving if engines[k].serving]
+                )
                 self._loops.start("presence", self._presence.run)
         if RunnerType.TEMPORAL in starting:
             routing = self._require_routing()

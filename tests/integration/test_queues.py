@@ -232,3 +232,18 @@ async def test_a_tenant_at_its_cap_leaves_free_slots_to_others(settings: Setting
             await runner.wait_for_result(job.job_id, tenant_id="b", timeout=10)
         assert time.monotonic() - started < 2.5  # not one B job per A job (that took 12 s)
         await runner.stop()
+
+
+async def test_a_stopped_worker_no_longer_counts_as_serving(settings: Settings) -> None:
+    """Presence follows the worker: once stopped, its types show as unserved again."""
+    ran: list[Any] = []
+    registry = JobRegistry()
+    _recording(registry, "mail", ran)
+    async with PostgresRunner(settings, registry) as runner:
+        await runner.pause_queue("default")  # keeps a job queued without stopping the worker
+        await runner.schedule_job("mail", 1, tenant_id="t1")
+        await runner.start()
+        await eventually(lambda: runner.is_healthy(), lambda r: r.unserved == ())
+        await runner.stop()
+        report = await runner.is_healthy()
+        assert [(u.job_name, u.paused) for u in report.unserved] == [("mail", True)]

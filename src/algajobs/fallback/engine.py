@@ -17,7 +17,7 @@ from ..settings import Settings
 from ..store import CancelOutcome, JobStore
 from ..telemetry import carrier
 from .schedules import upsert_schedule
-from .worker import PostgresWorker
+from .worker import PostgresWorker, WorkerState
 
 
 class PostgresEngine:
@@ -32,6 +32,12 @@ class PostgresEngine:
         self._settings = settings
         self._registry = registry
         self.worker: PostgresWorker | None = None
+
+    @property
+    def serving(self) -> bool:
+        """True while this process's worker claims jobs (started, not stopping, no loop given up)."""
+        worker = self.worker
+        return worker is not None and worker.state is WorkerState.RUNNING and worker.failed is None
 
     @property
     def kind(self) -> RunnerType:

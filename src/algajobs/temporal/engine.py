@@ -103,6 +103,11 @@ class TemporalEngine:
         return RunnerType.TEMPORAL
 
     @property
+    def serving(self) -> bool:
+        """True while this process's worker polls the cluster."""
+        return self._worker.polling
+
+    @property
     def client(self) -> Client:
         """The Temporal client (RunnerStateError before :meth:`open`)."""
         if self._client is None:

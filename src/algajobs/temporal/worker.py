@@ -59,6 +59,11 @@ class SupervisedWorker:
         """True while the supervisor is active (the worker may be waiting for the cluster)."""
         return self._task is not None
 
+    @property
+    def polling(self) -> bool:
+        """True while its SDK workers poll the cluster (not while it waits for the cluster to come back)."""
+        return any(w.is_running for w in self._workers)
+
     def start(self) -> None:
         """Start supervising in the background (idempotent)."""
         if self._task is None:
