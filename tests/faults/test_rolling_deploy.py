@@ -121,6 +121,40 @@ async def test_two_services_on_one_schema_run_only_their_own_jobs(
     await assert_each_ran_once(settings, jobs)
 
 
+async def test_a_paused_queue_runs_nothing_on_a_worker_process_until_resumed(
+    effects_runner: PostgresRunner, spawn_worker: WorkerFactory, settings: Settings
+) -> None:
+    """Paused before 50 jobs arrive: the worker process starts none of them; resumed: each runs once."""
+    runner = effects_runner
+    spawn_worker()
+    await workers_announced(settings, 1)
+    assert await runner.pause_queue("default", reason="fault test")
+    jobs = [j.job_id for j in await runner.schedule_jobs("effect", [{}] * 50, tenant_id="t1")]
+    await asyncio.sleep(1.5)  # three poll intervals, and the insert notice: nothing may start
+    assert await scalar(settings, "SELECT count(*) FROM effect_starts") == 0
+    assert await statuses(settings, jobs) == {"queued": 50}
+    assert await runner.resume_queue("default")
+    await eventually(lambda: statuses(settings, jobs), lambda c: c == {"completed": 50}, within=30)
+    await assert_each_ran_once(settings, jobs)
+
+
+async def test_a_small_tenant_is_served_alongside_a_backlog_on_a_worker_process(
+    effects_runner: PostgresRunner, spawn_worker: WorkerFactory, settings: Settings
+) -> None:
+    """Tenant A has 1,000 jobs queued first and B 10: B's jobs are among the first 40 a worker process starts."""
+    runner = effects_runner
+    for _ in range(2):
+        await runner.schedule_jobs("effect", [{}] * 500, tenant_id="tenant-a")
+    small = [j.job_id for j in await runner.schedule_jobs("effect", [{}] * 10, tenant_id="tenant-b")]
+    spawn_worker(JOB_WORKER_CONCURRENCY=5, JOB_FETCH_BATCH_SIZE=5)
+    await eventually(lambda: statuses(settings, small), lambda c: c == {"completed": 10}, within=30)
+    order = await rows(
+        settings,
+        "SELECT j.tenant FROM effect_starts s JOIN jobs j ON j.job_id = s.job_id ORDER BY s.at, s.job_id LIMIT 40",
+    )
+    assert [tenant for (tenant,) in order].count("tenant-b") == 10, order
+
+
 # -- Temporal -------------------------------------------------------------------
 
 
