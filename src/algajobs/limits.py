@@ -96,16 +96,6 @@ class Limits:
             tenant_cap=self._tenant_cap,
         )
 
-    def has_room(self, name: str, queue: str, tenant: str) -> bool:
-        """True if one more job of this type, queue and tenant stays within every cap."""
-        cap = self._type_caps.get(name)
-        if cap is not None and self._by_type[name] >= cap:
-            return False
-        cap = self._queue_caps.get(queue)
-        if cap is not None and self._by_queue[queue] >= cap:
-            return False
-        return self._tenant_cap is None or self._by_tenant[tenant] < self._tenant_cap
-
     def take(self, name: str, queue: str, tenant: str) -> None:
         """Count a job as running (the claim already respected the caps)."""
         self._by_type[name] += 1
