@@ -71,22 +71,7 @@ async def test_claim_query_uses_the_claim_index(conn: psycopg.AsyncConnection[An
     )
     await conn.execute("ANALYZE jobs")
     query = sql.SQL("EXPLAIN ") + sql.SQL(QUERIES["claim_jobs"])
-    params = {
-        "limit": 10,
-        "tenants": 10,
-        "after": "",
-        "worker_id": "w",
-        "lease": "30 seconds",
-        "types": ["x"],
-        "type_queues": ["default"],
-        "capped_types": [],
-        "type_room": [],
-        "capped_queues": [],
-        "queue_room": [],
-        "full_tenants": [],
-        "tenant_room": [],
-        "tenant_cap": None,
-    }
+    params = _claim_params()
     async with conn.transaction(force_rollback=True):
         cur = await conn.execute(query, params)
         plan = "\n".join(row[0] for row in await cur.fetchall())
@@ -110,22 +95,7 @@ async def test_a_backlog_of_types_the_worker_does_not_run_costs_the_claim_nothin
     )
     await conn.execute("ANALYZE jobs")
     query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
-    params = {
-        "limit": 10,
-        "tenants": 10,
-        "after": "",
-        "worker_id": "w",
-        "lease": "30 seconds",
-        "types": ["x"],
-        "type_queues": ["default"],
-        "capped_types": [],
-        "type_room": [],
-        "capped_queues": [],
-        "queue_room": [],
-        "full_tenants": [],
-        "tenant_room": [],
-        "tenant_cap": None,
-    }
+    params = _claim_params()
     async with conn.transaction(force_rollback=True):
         cur = await conn.execute(query, params)
         row = await cur.fetchone()
@@ -150,22 +120,7 @@ async def test_a_paused_queues_backlog_costs_the_claim_nothing(conn: psycopg.Asy
     await conn.execute("INSERT INTO paused_queues (queue) VALUES ('frozen')")
     await conn.execute("ANALYZE jobs")
     query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
-    params = {
-        "limit": 10,
-        "tenants": 10,
-        "after": "",
-        "worker_id": "w",
-        "lease": "30 seconds",
-        "types": ["frozen-work", "x"],
-        "type_queues": ["frozen", "default"],
-        "capped_types": [],
-        "type_room": [],
-        "capped_queues": [],
-        "queue_room": [],
-        "full_tenants": [],
-        "tenant_room": [],
-        "tenant_cap": None,
-    }
+    params = _claim_params(types=["frozen-work", "x"], type_queues=["frozen", "default"])
     async with conn.transaction(force_rollback=True):
         cur = await conn.execute(query, params)
         row = await cur.fetchone()
@@ -190,14 +145,27 @@ async def test_a_claim_on_a_table_without_statistics_reads_only_what_it_claims(
         "SELECT 't', gen_random_uuid(), 'x', 'queued', 'postgres' FROM generate_series(1, 15000)"
     )
     query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
-    params = {
-        "limit": 100,
-        "tenants": 100,
+    params = _claim_params(limit=100)
+    async with conn.transaction(force_rollback=True):
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
+        assert row is not None
+        plan = row[0][0]["Plan"]
+    assert _rows_read(plan) < 1_000, plan
+
+
+def _claim_params(
+    *, limit: int = 10, types: list[str] | None = None, type_queues: list[str] | None = None
+) -> dict[str, Any]:
+    """Parameters of ``claim_jobs`` for one worker with no caps, serving ``types`` (default: ``x``)."""
+    return {
+        "limit": limit,
+        "tenants": limit,
         "after": "",
         "worker_id": "w",
         "lease": "30 seconds",
-        "types": ["x"],
-        "type_queues": ["default"],
+        "types": types or ["x"],
+        "type_queues": type_queues or ["default"] * len(types or ["x"]),
         "capped_types": [],
         "type_room": [],
         "capped_queues": [],
@@ -206,9 +174,3 @@ async def test_a_claim_on_a_table_without_statistics_reads_only_what_it_claims(
         "tenant_room": [],
         "tenant_cap": None,
     }
-    async with conn.transaction(force_rollback=True):
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
-        assert row is not None
-        plan = row[0][0]["Plan"]
-    assert _rows_read(plan) < 1_000, plan
