@@ -94,13 +94,7 @@ async def test_a_backlog_of_types_the_worker_does_not_run_costs_the_claim_nothin
         "SELECT 't', gen_random_uuid(), 'x', 'queued', 'postgres' FROM generate_series(1, 50)"
     )
     await conn.execute("ANALYZE jobs")
-    query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
-    params = _claim_params()
-    async with conn.transaction(force_rollback=True):
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
-        assert row is not None
-        plan = row[0][0]["Plan"]
+    plan = await _claim_plan(conn, _claim_params())
 
     assert _rows_read(plan) < 200, plan
 
@@ -119,13 +113,7 @@ async def test_a_paused_queues_backlog_costs_the_claim_nothing(conn: psycopg.Asy
     )
     await conn.execute("INSERT INTO paused_queues (queue) VALUES ('frozen')")
     await conn.execute("ANALYZE jobs")
-    query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
-    params = _claim_params(types=["frozen-work", "x"], type_queues=["frozen", "default"])
-    async with conn.transaction(force_rollback=True):
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
-        assert row is not None
-        plan = row[0][0]["Plan"]
+    plan = await _claim_plan(conn, _claim_params(types=["frozen-work", "x"], type_queues=["frozen", "default"]))
     assert _rows_read(plan) < 200, plan
 
 
@@ -144,13 +132,7 @@ async def test_a_claim_on_a_table_without_statistics_reads_only_what_it_claims(
         "INSERT INTO jobs (tenant, job_id, type, status, runner_type) "
         "SELECT 't', gen_random_uuid(), 'x', 'queued', 'postgres' FROM generate_series(1, 15000)"
     )
-    query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
-    params = _claim_params(limit=100)
-    async with conn.transaction(force_rollback=True):
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
-        assert row is not None
-        plan = row[0][0]["Plan"]
+    plan = await _claim_plan(conn, _claim_params(limit=100))
     assert _rows_read(plan) < 1_000, plan
 
 
@@ -174,3 +156,14 @@ def _claim_params(
         "tenant_room": [],
         "tenant_cap": None,
     }
+
+
+async def _claim_plan(conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``EXPLAIN (ANALYZE)`` of one claim, rolled back: the plan's root node."""
+    query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(QUERIES["claim_jobs"])
+    async with conn.transaction(force_rollback=True):
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
+    assert row is not None
+    plan: dict[str, Any] = row[0][0]["Plan"]
+    return plan
