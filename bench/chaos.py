@@ -60,6 +60,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import logging
 import os
@@ -328,6 +329,7 @@ class Harness:
 class Stream:
     """Schedule calls and what they returned."""
 
+    handler: str = "effect-once"
     acked: list[uuid.UUID] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     engines: Counter[str] = field(default_factory=Counter)
@@ -372,7 +374,7 @@ class Stream:
         guard = asyncio.timeout(CALL_GUARD)
         try:
             async with guard:
-                result = await runner.schedule_job("effect", payload, tenant_id=TENANT)
+                result = await runner.schedule_job(self.handler, payload, tenant_id=TENANT)
         except TimeoutError as exc:
             if guard.expired():
                 self.hung += 1
@@ -466,6 +468,7 @@ class Plan:
     burst: int
     drain_deadline: float
     long_pg_outage: float
+    handler: str = "effect-once"
 
 
 async def progress(h: Harness, conf: Settings, label: str, stream: Stream, runner: Runner | None) -> None:
@@ -577,7 +580,7 @@ async def run_stream(
     label = row.scenario.split(".")[0]
     moves = CircuitLog()
     logging.getLogger("algajobs.circuit").addHandler(moves)
-    stream = Stream()
+    stream = Stream(handler=plan.handler)
     lags: list[float] = []
     try:
         for _ in range(WORKERS):
@@ -857,7 +860,8 @@ def report(rows: list[Row], info: list[str], plan: Plan, quick: bool, took: floa
         "",
         *info,
         f"- plan: {plan.jobs} jobs per stream at {plan.rate:g}/s from {PRODUCERS} callers; burst {plan.burst}; "
-        f"{WORKERS} workers x concurrency {WORKER_CONCURRENCY}; drain deadline {plan.drain_deadline:g}s",
+        f"{WORKERS} workers x concurrency {WORKER_CONCURRENCY}; drain deadline {plan.drain_deadline:g}s; "
+        f"handler {plan.handler!r}",
         "",
         head,
     ]
@@ -904,9 +908,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="chaos benchmark (see the module docstring)")
     parser.add_argument("--quick", action="store_true", help="1,000 jobs per stream at 50/s (about 3 minutes)")
     parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated scenario numbers")
+    parser.add_argument(
+        "--handler",
+        choices=("effect-once", "effect"),
+        default="effect-once",
+        help="effect-once (default): the effect in a ctx.once step, applied after the handler's work; "
+        "effect: a plain insert before returning (at-least-once, re-runs may repeat it)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep worker and server logs even without anomalies")
     args = parser.parse_args()
-    plan = QUICK if args.quick else FULL
+    plan = dataclasses.replace(QUICK if args.quick else FULL, handler=args.handler)
     numbers = [int(n) for n in args.scenarios.split(",") if n.strip()]
     logs = Path(tempfile.mkdtemp(prefix="algajobs-chaos-"))
     logging.basicConfig(

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from .enums import JobStatus
 from .errors import JobCancelledError, ValidationError
+from .once import StepFunction, step_name
 
 
 class JobReporter(Protocol):
@@ -25,6 +26,9 @@ class JobReporter(Protocol):
         metadata: dict[str, Any] | None,
     ) -> UUID:
         """Write one ``job_details`` row and return its id."""
+
+    async def run_once(self, step: str, fn: StepFunction) -> Any:
+        """Run ``fn`` in a transaction with the step's record, or return the result an earlier run committed."""
 
 
 class JobContext:
@@ -108,11 +112,33 @@ class JobContext:
             raise ValidationError(f"unknown detail status {status!r}") from None
         return await self._reporter.add_detail(step_name, detail_status, result, metadata)
 
+    async def once(self, step: str, fn: StepFunction) -> Any:
+        """Apply ``fn``'s database effects exactly once per job, whatever happens to this run.
+
+        ``fn(conn)`` runs in one transaction on a connection to algajobs'
+        database (``DATABASE_URL``; rows come as dicts; the search path is
+        algajobs' schema, then ``public``), together with a ``job_details``
+        row named ``step`` that is unique per job. If any run of this job has
+        already committed the step (a worker died before the job completed, a
+        completion was lost in a Temporal outage, an earlier attempt failed
+        later on), ``fn`` is not called and the result that run stored is
+        returned. Either way the value is JSON-decoded, so every run sees the
+        same thing. ``fn`` may be called again only when its transaction did
+        not commit, so only its writes on ``conn`` are exactly-once: effects
+        elsewhere (an e-mail, an HTTP call) keep at-least-once delivery.
+        An exception from ``fn`` rolls the step back and propagates.
+        """
+        return await self._reporter.run_once(step_name(step), fn)
+
     # Plain ``def`` handlers run in a worker thread; these let them report
     # through the engine's event loop without owning one.
     def report_progress_sync(self, progress: int, message: str | None = None) -> None:
         """Blocking :meth:`report_progress` for plain ``def`` handlers."""
         asyncio.run_coroutine_threadsafe(self.report_progress(progress, message), self._loop).result()
+
+    def once_sync(self, step: str, fn: StepFunction) -> Any:
+        """Blocking :meth:`once` for plain ``def`` handlers; ``fn`` is still an ``async`` function."""
+        return asyncio.run_coroutine_threadsafe(self.once(step, fn), self._loop).result()
 
     def add_detail_sync(
         self,

@@ -102,6 +102,11 @@ class Transaction:
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> psycopg.AsyncConnection[Any]:
+        """The connection whose transaction this is (for work that is not a named statement)."""
+        return self._conn
+
     async def fetch(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Run a named query and return its rows."""
         cur = self._conn.cursor(row_factory=dict_row)

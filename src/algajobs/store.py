@@ -20,6 +20,7 @@ from .encryption import Column, open_value, seal
 from .enums import JobStatus, RunnerType
 from .errors import JobNotFoundError, JobStateError, ValidationError
 from .models import JobDetail, JobInfo, ScheduleResult
+from .once import StepFunction, run_once
 from .scheduling import JobRequest
 
 MAX_PAGE = validation.MAX_PAGE
@@ -40,6 +41,11 @@ class JobStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @property
+    def db(self) -> Database:
+        """The database this store writes to."""
+        return self._db
 
     async def _execute(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         return await self._db.fetch(name, params)
@@ -291,6 +297,17 @@ class StoreReporter:
     async def report_progress(self, progress: int, message: str | None) -> None:
         """Persist progress on the job row."""
         await self._store.update_progress(self._tenant_id, self._job_id, progress, message)
+
+    async def run_once(self, step: str, fn: StepFunction) -> Any:
+        """Run a once-step of this job (see :mod:`algajobs.once`)."""
+        return await run_once(
+            self._store.db,
+            tenant_id=self._tenant_id,
+            job_id=self._job_id,
+            step=step,
+            retry_count=self._attempt - 1,
+            fn=fn,
+        )
 
     async def add_detail(self, step_name: str, status: JobStatus, result: Any, metadata: dict[str, Any] | None) -> UUID:
         """Write a details row, tagged with the current attempt."""

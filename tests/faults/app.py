@@ -63,6 +63,24 @@ async def effect_idempotent(ctx: JobContext, data: dict[str, Any]) -> str:
     return "done"
 
 
+@registry.handler("effect-once")
+async def effect_once(ctx: JobContext, data: dict[str, Any]) -> str:
+    """Record the start, apply the effect in a once-step, then work for data['sleep'] seconds.
+
+    A run cut off during that work leaves the effect committed and the job
+    unfinished: the next run must find the step done and not apply it again.
+    """
+    await _record("INSERT INTO effect_starts (job_id, attempt) VALUES (%s, %s)", [ctx.job_id, ctx.attempt])
+
+    async def apply(conn: psycopg.AsyncConnection[Any]) -> int:
+        await conn.execute("INSERT INTO effects (job_id, tick) VALUES (%s, now())", [ctx.job_id])
+        return ctx.attempt
+
+    applied_by = await ctx.once("effect", apply)
+    await asyncio.sleep(float(data.get("sleep", 0)))
+    return f"applied by attempt {applied_by}"
+
+
 @service_b.handler("b1")
 @service_a.handler("a2")
 @service_a.handler("a1")

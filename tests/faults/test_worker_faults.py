@@ -48,6 +48,26 @@ async def test_sigkilled_worker_job_runs_again_after_lease(
     assert await scalar(settings, "SELECT count(*) FROM effects") == 1
 
 
+async def test_sigkilled_worker_after_a_once_step_does_not_apply_it_again(
+    effects_runner: PostgresRunner, spawn_worker: WorkerFactory, settings: Settings
+) -> None:
+    """Killed after its once-step committed: the next run finds the step done and completes without the effect."""
+    job = await effects_runner.schedule_job("effect-once", {"sleep": 3}, tenant_id="t1")
+    first = spawn_worker()
+    await eventually(lambda: scalar(settings, "SELECT count(*) FROM effects"), lambda n: n == 1, within=15)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    spawn_worker()
+    done = await eventually(
+        lambda: effects_runner.get_job_status(job.job_id, tenant_id="t1"),
+        lambda i: i.status.is_finished,
+        within=30,
+    )
+    assert (done.status, done.attempts, done.result) == (JobStatus.COMPLETED, 2, "applied by attempt 1")
+    assert await scalar(settings, "SELECT count(*) FROM effect_starts") == 2
+    assert await scalar(settings, "SELECT count(*) FROM effects") == 1
+
+
 async def test_sigterm_lets_in_flight_jobs_finish(
     effects_runner: PostgresRunner, spawn_worker: WorkerFactory, settings: Settings
 ) -> None:

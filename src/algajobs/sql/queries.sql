@@ -259,6 +259,27 @@ INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result,
 VALUES (%(tenant)s, %(detail_id)s, %(job_id)s, %(step_name)s, %(status)s, %(result)s,
         %(retry_count)s, %(metadata)s);
 
+-- name: begin_once_step
+-- Take the step for this transaction. A step another run already committed
+-- conflicts and inserts nothing; one still uncommitted elsewhere makes this wait
+-- for its outcome (then conflicts, or proceeds if it rolled back).
+INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, retry_count, metadata, once)
+VALUES (%(tenant)s, %(detail_id)s, %(job_id)s, %(step_name)s, 'processing', %(retry_count)s, '{}', true)
+ON CONFLICT (tenant, job_id, step_name) WHERE once DO NOTHING
+RETURNING detail_id;
+
+-- name: finish_once_step
+UPDATE job_details SET status = 'completed', result = %(result)s, processed_at = now()
+WHERE tenant = %(tenant)s AND detail_id = %(detail_id)s;
+
+-- name: once_step_result
+SELECT result FROM job_details
+WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND step_name = %(step_name)s AND once;
+
+-- name: step_search_path
+-- A once-step's connection: algajobs' tables first, then the user's in public.
+SELECT set_config('search_path', current_setting('search_path') || ', public', true) AS now;
+
 -- name: cancel_job
 -- Queued jobs and schedules end at once; a running job is asked to stop.
 WITH old AS (
