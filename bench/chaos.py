@@ -11,7 +11,8 @@ The bench owns everything it breaks: its own Temporal dev server
 on: PgCluster turns it off, and then an ``immediate`` stop drops commits
 PostgreSQL had already acknowledged, which would read as lost jobs. Workers are ``algajobs worker``
 subprocesses on the fault-test registry (``tests/faults/app.py``, handler
-``effect``); every scenario gets a fresh schema. Every loop is bounded in count
+``effect-once`` by default: its effect in a ``ctx.once`` step; ``--handler
+effect`` for a plain insert); every scenario gets a fresh schema. Every loop is bounded in count
 and time, and every process started here is killed in a ``finally``.
 
 Scenarios (one row each):
@@ -45,9 +46,12 @@ Columns, all per scenario (one schema, one tenant):
   adds a ``BEFORE INSERT`` trigger on ``effects`` (in its own schema; the app is
   untouched) that logs every effect insert into ``effect_log`` and turns a
   repeat into a no-op, as an idempotent handler would. A job with two or more
-  ``effect_log`` rows had its effect applied twice. Runs that began
-  (``effect_starts``) but died before their effect are *re-runs*, allowed by
-  at-least-once and reported in the notes, not here. The notes also check that
+  ``effect_log`` rows had its effect applied twice (the log row is written in
+  the effect's transaction, so a step that rolled back logs nothing). Runs that
+  began (``effect_starts``) more than once are *re-runs*, allowed by
+  at-least-once and reported in the notes, not here; the notes also count the
+  re-runs that began after the job's effect had committed, the ones a
+  once-step must keep from applying it again. The notes also check that
   every completed job has exactly one ``effects`` row and no other job has one.
 - **stuck**: rows left ``pending``/``queued``/``processing`` after the drain.
 - **max schedule latency**: the slowest acknowledged call (p50/p99 in the notes).
@@ -141,6 +145,8 @@ SELECT
   (SELECT count(*) FROM effects e LEFT JOIN j USING (job_id)
     WHERE j.job_id IS NULL OR j.status <> 'completed') AS effect_without_completion,
   (SELECT count(*) FROM job_details WHERE step_name = 'claim-lost') AS claim_lost,
+  (SELECT count(DISTINCT s.job_id) FROM effect_starts s JOIN a USING (job_id) JOIN effect_log l USING (job_id)
+    WHERE s.at > l.at) AS reruns_after_effect,
   (SELECT json_build_array(extract(epoch FROM max(last - first)), max(last))
      FROM (SELECT min(at) AS first, max(at) AS last FROM effect_starts GROUP BY job_id HAVING count(*) > 1) AS r
   ) AS reruns_timing,
@@ -519,7 +525,7 @@ async def measure(h: Harness, conf: Settings, row: Row, stream: Stream, drained:
     (out,) = await h.sql_retrying(conf, OUTCOME, {"tenant": TENANT})
     (
         completed, missing, failed, cancelled, stuck, duplicates, reruns, runs, unacked_rows, unacked_effects,
-        no_effect, stray_effect, claim_lost, reruns_timing, owners,
+        no_effect, stray_effect, claim_lost, after_effect, reruns_timing, owners,
     ) = out  # fmt: skip
     row.acked = len(stream.acked)
     row.completed, row.stuck, row.duplicates = completed, stuck, duplicates
@@ -543,6 +549,11 @@ async def measure(h: Harness, conf: Settings, row: Row, stream: Stream, drained:
             f"{reruns} job(s) ran more than once (a run was cut off by the fault; at-least-once); the slowest "
             f"re-run began {slowest:.1f}s after its job's first run, the last {after_end:+.1f}s from the stream's end"
         )
+        if after_effect:
+            row.notes.append(
+                f"{after_effect} of them began after the job's effect had committed "
+                + ("and found its once-step done: not applied again" if stream.handler == "effect-once" else "")
+            )
     if claim_lost:
         row.notes.append(f"{claim_lost} workflow(s) lost the claim to PostgreSQL (ambiguous starts, handler not run)")
     checks = {
@@ -837,14 +848,15 @@ def machine_info(h: Harness) -> list[str]:
     ]
 
 
-READING = """Reading the table: the delivery guarantees are at-least-once (README, "Delivery guarantees"),
-so a duplicate effect is a finding to explain, not by itself a broken promise. Each suspect job is dumped
-(row, runs, effect times and, on Temporal, its workflow history) to the `s<N>-suspects-*.txt` file in the
-logs folder the run prints. Causes seen while building this bench: on Temporal, a handler finished but its
-activity completion was lost while the server was down, and Temporal ran the activity again after its
-heartbeat timeout; on PostgreSQL, a run's effect committed but its completion was not yet written when the
-worker died or PostgreSQL went away for longer than the lease, so the job was requeued. Latencies include
-the bench process's own scheduling delays (event-loop lag, in the notes) and whatever else the machine runs."""
+READING = """Reading the table: handlers run at least once (README, "Delivery guarantees"). With the default
+handler, `effect-once`, the effect is an insert in a `ctx.once` step, which commits exactly once per job, so
+any duplicate effect is a broken promise; with `--handler effect` (a plain insert) a duplicate is a re-run
+allowed by at-least-once, a finding to explain. Each suspect job is dumped (row, runs, effect times and, on
+Temporal, its workflow history) to the `s<N>-suspects-*.txt` file in the logs folder the run prints. Runs
+are cut off after their effect when a worker dies or PostgreSQL goes away for longer than the lease before
+the completion is written (the job is requeued), and on Temporal when an activity's completion is lost while
+the server is down (Temporal runs it again after its heartbeat timeout). Latencies include the bench
+process's own scheduling delays (event-loop lag, in the notes) and whatever else the machine runs."""
 
 
 def report(rows: list[Row], info: list[str], plan: Plan, quick: bool, took: float) -> str:

@@ -10,6 +10,7 @@ engines alike: the ledger is the monitoring table every engine writes.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,6 +49,8 @@ async def run_once(db: Database, *, tenant_id: str, job_id: UUID, step: str, ret
     dropped connection is retried); its effects on ``conn`` commit exactly
     once. An exception from ``fn`` rolls everything back and propagates as is.
     """
+    if not callable(fn):
+        raise ValidationError(f"once-step {step!r}: fn must be an async function taking the connection")
     key = {"tenant": tenant_id, "job_id": job_id, "step_name": step}
 
     async def work(tx: Transaction) -> tuple[bool, Any]:
@@ -58,7 +61,12 @@ async def run_once(db: Database, *, tenant_id: str, job_id: UUID, step: str, ret
             return False, row["result"]
         await tx.fetch("step_search_path", None)
         try:
-            value = await fn(tx.connection)
+            pending = fn(tx.connection)
+            if not inspect.isawaitable(pending):
+                raise ValidationError(f"once-step {step!r}: fn must be an async function taking the connection")
+            value = await pending
+        except ValidationError:
+            raise
         except TRANSIENT:
             raise  # the transaction is gone with its connection: the whole step is retried
         except Exception as exc:

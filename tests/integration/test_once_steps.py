@@ -38,6 +38,7 @@ def _count(name: str) -> None:
 
 async def charge(ctx: JobContext, data: dict[str, Any]) -> dict[str, Any]:
     """Charge ``data['order']`` once; fail afterwards on attempt 1 if ``fail_after``."""
+
     async def apply(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
         _count("charge")
         await conn.execute("INSERT INTO charges (order_id, job_id) VALUES (%s, %s)", [data["order"], ctx.job_id])
@@ -51,6 +52,7 @@ async def charge(ctx: JobContext, data: dict[str, Any]) -> dict[str, Any]:
 
 async def charge_then_raise(ctx: JobContext, data: dict[str, Any]) -> None:
     """A step that writes, then raises: nothing of it may stay."""
+
     async def apply(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute("INSERT INTO charges (order_id, job_id) VALUES (%s, %s)", [data["order"], ctx.job_id])
         raise LookupError("card declined")
@@ -60,6 +62,7 @@ async def charge_then_raise(ctx: JobContext, data: dict[str, Any]) -> None:
 
 async def misuse(ctx: JobContext, data: dict[str, Any]) -> list[str]:
     """Bad step names and an unstorable result; returns the errors seen, then a step with no result."""
+
     async def nan(conn: psycopg.AsyncConnection[Any]) -> float:
         await conn.execute("INSERT INTO charges (order_id, job_id) VALUES ('nan', %s)", [ctx.job_id])
         return math.nan
@@ -67,10 +70,13 @@ async def misuse(ctx: JobContext, data: dict[str, Any]) -> list[str]:
     async def nothing(conn: psycopg.AsyncConnection[Any]) -> None:
         return None
 
+    def not_async(conn: psycopg.AsyncConnection[Any]) -> None:
+        return None
+
     seen = []
-    for step, fn in (("", nothing), ("\x00", nothing), ("nan", nan)):
+    for step, fn in (("", nothing), ("\x00", nothing), ("nan", nan), ("sync", not_async), ("none", None)):
         try:
-            await ctx.once(step, fn)
+            await ctx.once(step, fn)  # type: ignore[arg-type]  # hostile input on purpose
         except ValidationError as exc:
             seen.append(type(exc).__name__)
     seen.append(repr(await ctx.once("no result", nothing)))
@@ -79,6 +85,7 @@ async def misuse(ctx: JobContext, data: dict[str, Any]) -> list[str]:
 
 def charge_sync(ctx: JobContext, data: dict[str, Any]) -> str:
     """A plain ``def`` handler's charge, failing after it on attempt 1."""
+
     async def apply(conn: psycopg.AsyncConnection[Any]) -> str:
         _count("charge-sync")
         await conn.execute("INSERT INTO charges (order_id, job_id) VALUES (%s, %s)", [data["order"], ctx.job_id])
@@ -154,9 +161,16 @@ async def test_a_step_that_raises_leaves_nothing_and_the_error_is_the_handlers(
 async def test_bad_step_names_and_results_are_refused_and_roll_back(
     algajobs_jobs: JobsKit, charges: psycopg.AsyncConnection[Any]
 ) -> None:
-    """Empty and NUL names are ValidationErrors; a NaN result is refused and its insert rolled back."""
+    """Empty and NUL names, a NaN result, a plain function and None are ValidationErrors; nothing is kept."""
     result = await algajobs_jobs.run("misuse", {}, tenant_id="acme")
-    assert result == ["ValidationError", "ValidationError", "PayloadValidationError", "None"]
+    assert result == [
+        "ValidationError",
+        "ValidationError",
+        "PayloadValidationError",
+        "ValidationError",
+        "ValidationError",
+        "None",
+    ]
     assert await _rows(charges, "SELECT * FROM charges") == []
 
 
