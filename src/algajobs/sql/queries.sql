@@ -132,9 +132,9 @@ locked AS (
     -- Row by row from the chosen few, by primary key: however the planner guesses the
     -- table's size (a fresh table has no statistics), it never scans it. The status
     -- test is written on text so that no partial index on status looks usable here.
-    SELECT l.tenant, l.job_id FROM chosen
+    SELECT l.ctid FROM chosen
     CROSS JOIN LATERAL (
-        SELECT j.tenant, j.job_id FROM jobs j
+        SELECT j.ctid FROM jobs j
         WHERE j.tenant = chosen.tenant AND j.job_id = chosen.job_id
           AND j.status::text = 'queued' AND j.runner_type::text = 'postgres'
         FOR UPDATE SKIP LOCKED
@@ -145,8 +145,9 @@ claimed AS (
     SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
         lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
         updated_at = now()
-    FROM locked
-    WHERE j.tenant = locked.tenant AND j.job_id = locked.job_id
+    -- By the locked version's address: no join for the planner to get wrong (it
+    -- hashed the whole table when its statistics said the table was small).
+    WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM locked))
     RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
               j.cancel_requested, j.metadata -> 'trace' AS trace
 )
@@ -160,21 +161,24 @@ WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 
 -- name: complete_jobs
 -- Finish a batch of jobs this worker still holds; done notices list them for wait_for_result.
--- Rows are locked in key order, as extend_leases does, so the two never deadlock.
+-- Rows are found by primary key and locked in key order, as extend_leases does, so
+-- the two never deadlock; then updated by the locked version's address.
 WITH held AS (
-    SELECT j.tenant, j.job_id, u.result
-    FROM jobs AS j
-    JOIN unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[]) AS u(tenant, job_id, result)
-      ON j.tenant = u.tenant AND j.job_id = u.job_id
-    WHERE j.status = 'processing' AND j.worker_id = %(worker_id)s
-    ORDER BY j.tenant, j.job_id
-    FOR UPDATE OF j
+    SELECT h.ctid, u.result
+    FROM (SELECT * FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[])
+          ORDER BY 1, 2) AS u(tenant, job_id, result)
+    CROSS JOIN LATERAL (
+        SELECT j.ctid FROM jobs j
+        WHERE j.tenant = u.tenant AND j.job_id = u.job_id
+          AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s
+        FOR UPDATE
+    ) h
 ), done AS (
     UPDATE jobs AS j
     SET status = 'completed', result = held.result, progress = 100, completed_at = now(),
         updated_at = now(), worker_id = NULL, lease_expires_at = NULL, error = NULL
     FROM held
-    WHERE j.tenant = held.tenant AND j.job_id = held.job_id
+    WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM held)) AND j.ctid = held.ctid
     RETURNING j.job_id
 ), chunked AS (
     -- A notice holds under 8000 bytes: at most 200 ids (7,400 bytes) each.
