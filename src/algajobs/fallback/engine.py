@@ -76,8 +76,8 @@ class PostgresEngine:
             "run_at": None,
             "max_attempts": first.definition.retry.max_attempts,
             "queue": first.definition.queue,
-            "job_ids": [r.job_id for r in requests],
-            "datas": datas,
+            "job_ids": ",".join([str(r.job_id) for r in requests]),
+            "datas": f"[{','.join(datas)}]",
         }
         await self._db.execute("insert_jobs", params)
         return [
