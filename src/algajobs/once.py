@@ -11,7 +11,6 @@ engines alike: the ledger is the monitoring table every engine writes.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,9 +19,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from . import validation
-from .db import TRANSIENT, Database, Transaction
+from .db import Database, Transaction
 from .encryption import Column, open_strict, seal
-from .errors import ValidationError
+from .enums import JobStatus
+from .errors import JobStateError, ValidationError
 
 StepFunction = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Any]]
 MAX_STEP_NAME = 200
@@ -53,36 +53,50 @@ async def run_once(db: Database, *, tenant_id: str, job_id: UUID, step: str, ret
         raise ValidationError(f"once-step {step!r}: fn must be an async function taking the connection")
     key = {"tenant": tenant_id, "job_id": job_id, "step_name": step}
 
-    async def work(tx: Transaction) -> tuple[bool, Any]:
+    async def work(tx: Transaction) -> Any:
         detail_id = uuid4()
         taken = await tx.fetch("begin_once_step", {**key, "detail_id": detail_id, "retry_count": retry_count})
         if not taken:
-            (row,) = await tx.fetch("once_step_result", key)
-            return False, row["result"]
-        await tx.fetch("step_search_path", None)
+            return _stored(await tx.fetch("once_step_result", key), step)
+        (path,) = await tx.fetch("step_search_path", None)
+        conn = tx.connection
         try:
-            pending = fn(tx.connection)
+            pending = fn(conn)
             if not inspect.isawaitable(pending):
                 raise ValidationError(f"once-step {step!r}: fn must be an async function taking the connection")
             value = await pending
         except ValidationError:
             raise
-        except TRANSIENT:
-            raise  # the transaction is gone with its connection: the whole step is retried
+        except psycopg.Error as exc:
+            if conn.broken:
+                raise  # the connection is gone with its transaction: the whole step is retried
+            raise _StepRaised(exc) from exc  # the user's own SQL error (a timeout, a constraint...)
         except Exception as exc:
             raise _StepRaised(exc) from exc
+        if conn.info.transaction_status is not psycopg.pq.TransactionStatus.INTRANS:
+            raise ValidationError(f"once-step {step!r}: fn must not commit or roll back the step's transaction")
         text = validation.encode_payload(value, _MAX_RESULT_BYTES)
-        stored = (
-            text if db.keys is None or value is None else seal(db.keys, text, tenant=tenant_id, column=Column.DETAIL)
-        )
-        result = None if value is None else Jsonb(value, dumps=lambda _: stored)
-        await tx.execute("finish_once_step", {"tenant": tenant_id, "detail_id": detail_id, "result": result})
-        return True, json.loads(text)
+        if db.keys is not None and value is not None:
+            text = seal(db.keys, text, tenant=tenant_id, column=Column.DETAIL)
+        await tx.fetch("pop_search_path", {"path": path["previous"]})  # our own statement, whatever fn set
+        result = None if value is None else Jsonb(None, dumps=lambda _: text)
+        finished = await tx.fetch("finish_once_step", {"tenant": tenant_id, "detail_id": detail_id, "result": result})
+        return _stored(finished, step)
 
     try:
-        ran, value = await db.transact(work, what=f"once-step {step!r}")
+        # The first run returns the value as stored, as later runs read it (jsonb's numbers and key order).
+        stored = await db.transact(work, what=f"once-step {step!r}")
     except _StepRaised as raised:
         raise raised.error from None
-    if ran:
-        return value
-    return open_strict(db.keys, value, tenant=tenant_id, column=Column.DETAIL)
+    return open_strict(db.keys, stored, tenant=tenant_id, column=Column.DETAIL)
+
+
+def _stored(rows: list[dict[str, Any]], step: str) -> Any:
+    """The committed step's result, from ``once_step_result`` or ``finish_once_step``."""
+    if not rows:  # the job row, and its steps with it, were deleted meanwhile (pruned)
+        raise JobStateError(f"once-step {step!r}: the job no longer exists")
+    if rows[0]["status"] != JobStatus.COMPLETED:
+        raise JobStateError(
+            f"once-step {step!r} was committed unfinished (fn committed its own transaction): its result is unknown"
+        )
+    return rows[0]["result"]

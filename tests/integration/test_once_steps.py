@@ -278,3 +278,49 @@ async def test_an_encrypted_step_result_is_sealed_at_rest_and_opened_for_the_rer
         assert "4242" not in str(row["result"])
     finally:
         await db.close()
+
+
+async def test_the_users_own_sql_error_propagates_and_is_not_retried(ledger: tuple[Database, uuid.UUID]) -> None:
+    """A statement timeout inside fn is the user's error: raised as is, fn called once, nothing kept."""
+    db, job_id = ledger
+    calls = 0
+
+    async def slow(conn: psycopg.AsyncConnection[Any]) -> None:
+        nonlocal calls
+        calls += 1
+        await conn.execute("INSERT INTO charges VALUES ('o-6', %s)", [job_id])
+        await conn.execute("SET LOCAL statement_timeout = '50ms'")
+        await conn.execute("SELECT pg_sleep(1)")
+
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        await run_once(db, tenant_id="acme", job_id=job_id, step="slow", retry_count=0, fn=slow)
+    assert calls == 1
+    assert await db.fetch("once_step_result", {"tenant": "acme", "job_id": job_id, "step_name": "slow"}) == []
+
+
+async def test_fn_that_ends_the_transaction_itself_is_refused(ledger: tuple[Database, uuid.UUID]) -> None:
+    """A raw ROLLBACK inside fn would let the effects commit outside the step: refused, and nothing is recorded."""
+    db, job_id = ledger
+
+    async def rogue(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute("ROLLBACK")
+
+    with pytest.raises(ValidationError, match="must not commit or roll back"):
+        await run_once(db, tenant_id="acme", job_id=job_id, step="rogue", retry_count=0, fn=rogue)
+    assert await db.fetch("once_step_result", {"tenant": "acme", "job_id": job_id, "step_name": "rogue"}) == []
+
+
+async def test_every_run_sees_the_result_as_stored(ledger: tuple[Database, uuid.UUID]) -> None:
+    """The first run gets what later runs read back (jsonb's numbers and key order), not its own object."""
+    db, job_id = ledger
+
+    async def value(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+        return {"z": 1e16, "a": [1.5, "x"]}
+
+    async def never(conn: psycopg.AsyncConnection[Any]) -> None:
+        raise AssertionError("the step was already committed")
+
+    first = await run_once(db, tenant_id="acme", job_id=job_id, step="v", retry_count=0, fn=value)
+    again = await run_once(db, tenant_id="acme", job_id=job_id, step="v", retry_count=1, fn=never)
+    assert first == again
+    assert list(first) == list(again)

@@ -140,7 +140,7 @@ locked AS (
         SELECT j.ctid FROM jobs j
         WHERE j.tenant = chosen.tenant AND j.job_id = chosen.job_id
           AND j.status::text = 'queued' AND j.runner_type::text = 'postgres'
-        FOR UPDATE SKIP LOCKED
+        FOR NO KEY UPDATE SKIP LOCKED
     ) l
 ),
 claimed AS (
@@ -149,7 +149,10 @@ claimed AS (
         lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
         updated_at = now()
     -- By the locked version's address: no join for the planner to get wrong (it
-    -- hashed the whole table when its statistics said the table was small).
+    -- hashed the whole table when its statistics said the table was small). A row
+    -- updated after this statement's snapshot is locked in a version the statement
+    -- cannot see and is not updated: it stays queued, unclaimed, and the claim
+    -- reports contention, so the worker claims again at once.
     WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM locked))
     RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
               j.cancel_requested, j.metadata -> 'trace' AS trace
@@ -162,19 +165,34 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.s
 FROM ring_end e
 WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 
+-- name: lock_held_jobs
+-- First statement of a completion: lock the batch's rows this worker still holds,
+-- found by primary key, in key order (as extend_leases does, so the two never
+-- deadlock). NO KEY UPDATE: a once-step's foreign-key check on the row (KEY SHARE)
+-- must not block it.
+SELECT h.job_id
+FROM (SELECT * FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) ORDER BY 1, 2) AS u(tenant, job_id)
+CROSS JOIN LATERAL (
+    SELECT j.job_id FROM jobs j
+    WHERE j.tenant = u.tenant AND j.job_id = u.job_id
+      AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s
+    FOR NO KEY UPDATE
+) h;
+
 -- name: complete_jobs
--- Finish a batch of jobs this worker still holds; done notices list them for wait_for_result.
--- Rows are found by primary key and locked in key order, as extend_leases does, so
--- the two never deadlock; then updated by the locked version's address.
+-- Second statement, same transaction: finish the rows lock_held_jobs locked; done
+-- notices list them for wait_for_result. A new statement takes a new snapshot, in
+-- which each locked row's current version is visible, so it is updated by that
+-- version's address (found by primary key: no join for the planner to hash). In
+-- one statement with the lock, a row updated while the lock waited (a heartbeat)
+-- would be locked in a version that statement cannot see, and silently skipped.
 WITH held AS (
     SELECT h.ctid, u.result
-    FROM (SELECT * FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[])
-          ORDER BY 1, 2) AS u(tenant, job_id, result)
+    FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[]) AS u(tenant, job_id, result)
     CROSS JOIN LATERAL (
         SELECT j.ctid FROM jobs j
         WHERE j.tenant = u.tenant AND j.job_id = u.job_id
           AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s
-        FOR UPDATE
     ) h
 ), done AS (
     UPDATE jobs AS j
@@ -230,7 +248,7 @@ WITH held AS (
       ON j.tenant = u.tenant AND j.job_id = u.job_id
     WHERE j.status = 'processing' AND j.runner_type = 'postgres' AND j.worker_id = %(worker_id)s
     ORDER BY j.tenant, j.job_id
-    FOR UPDATE OF j
+    FOR NO KEY UPDATE OF j
 )
 UPDATE jobs AS j
 SET lease_expires_at = now() + %(lease)s
@@ -277,15 +295,17 @@ RETURNING detail_id;
 
 -- name: finish_once_step
 UPDATE job_details SET status = 'completed', result = %(result)s, processed_at = now()
-WHERE tenant = %(tenant)s AND detail_id = %(detail_id)s;
+WHERE tenant = %(tenant)s AND detail_id = %(detail_id)s
+RETURNING status, result;
 
 -- name: once_step_result
-SELECT result FROM job_details
+SELECT status, result FROM job_details
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND step_name = %(step_name)s AND once;
 
 -- name: step_search_path
 -- A once-step's connection: algajobs' tables first, then the user's in public.
-SELECT set_config('search_path', current_setting('search_path') || ', public', true) AS now;
+SELECT current_setting('search_path') AS previous,
+       set_config('search_path', current_setting('search_path') || ', public', true) AS now;
 
 -- name: cancel_job
 -- Queued jobs and schedules end at once; a running job is asked to stop.
@@ -293,7 +313,7 @@ WITH old AS (
     SELECT tenant, job_id, status FROM jobs
     WHERE tenant = %(tenant)s AND job_id = %(job_id)s
       AND status IN ('pending', 'queued', 'processing', 'active')
-    FOR UPDATE
+    FOR NO KEY UPDATE
 ), target AS (
     UPDATE jobs AS j
     SET status = CASE WHEN old.status = 'processing' THEN j.status
