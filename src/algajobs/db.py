@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -212,6 +212,16 @@ class Database:
                 return await work(Transaction(conn))
 
         return await self._call(run, what)
+
+    async def run_in_one_trip(self, statements: Sequence[tuple[str, Mapping[str, Any]]], *, what: str) -> None:
+        """Run statements whose rows nobody reads in one transaction, sent together (pipeline mode); retried whole."""
+
+        async def run(wait: float) -> None:
+            async with self.pool.connection(timeout=wait) as conn, conn.pipeline(), conn.transaction():
+                for name, params in statements:
+                    await conn.execute(QUERIES[name], params)
+
+        await self._call(run, what)
 
     async def ping(self, *, wait: float = 2.0) -> EngineHealth:
         """One ``SELECT 1`` bounded by ``wait`` s: the PostgreSQL engine's health."""

@@ -339,8 +339,8 @@ async def test_completing_a_large_batch_notifies_in_chunks(
     )
     cur = await conn.execute("SELECT tenant, job_id FROM jobs WHERE worker_id = 'w'")
     held = await cur.fetchall()
-    params = {"tenants": [t for t, _ in held], "job_ids": [j for _, j in held], "results": [None] * len(held),
-              "worker_id": "w"}  # fmt: skip
+    params = {"tenants": ",".join(t for t, _ in held), "job_ids": ",".join(str(j) for _, j in held),
+              "results": "[" + ",".join(["null"] * len(held)) + "]", "worker_id": "w"}  # fmt: skip
     await conn.execute(QUERIES["complete_jobs"], params)
     counts = await runner.count_jobs_by_status(tenant_id="t1")
     assert counts[JobStatus.COMPLETED] == 1000

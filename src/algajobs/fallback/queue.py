@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from ..db import Database, Transaction
+from ..db import Database
 from ..encryption import Column, KeySet, open_value, seal
 from ..enums import JobStatus
 from ..limits import ClaimFilter
@@ -105,19 +105,15 @@ class QueueOps:
     async def complete(self, done: Sequence[tuple[str, UUID, str | None]]) -> None:
         """Mark a batch of ``(tenant, job_id, result_json)`` completed."""
         keys = self._db.keys
+        results = [d[2] for d in done] if keys is None else [_sealed(keys, d) for d in done]
         params = {
-            "tenants": [d[0] for d in done],
-            "job_ids": [d[1] for d in done],
-            "results": [d[2] for d in done] if keys is None else [_sealed(keys, d) for d in done],
+            "tenants": ",".join([d[0] for d in done]),
+            "job_ids": ",".join([str(d[1]) for d in done]),
+            "results": f"[{','.join(['null' if r is None else r for r in results])}]",
             "worker_id": self.worker_id,
         }
-
-        async def lock_then_complete(tx: Transaction) -> None:
-            # Two statements: the second's snapshot sees the versions the first locked.
-            await tx.fetch("lock_held_jobs", params)
-            await tx.fetch("complete_jobs", params)
-
-        await self._db.transact(lock_then_complete, what="complete_jobs")
+        # Two statements, sent in one round trip: the second's snapshot sees the versions the first locked.
+        await self._db.run_in_one_trip([("lock_held_jobs", params), ("complete_jobs", params)], what="complete_jobs")
 
     async def finish(self, job: ClaimedJob, status: JobStatus, error: str | None) -> None:
         """End a held job as failed or cancelled."""

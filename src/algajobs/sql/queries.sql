@@ -171,7 +171,8 @@ WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 -- deadlock). NO KEY UPDATE: a once-step's foreign-key check on the row (KEY SHARE)
 -- must not block it.
 SELECT h.job_id
-FROM (SELECT * FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) ORDER BY 1, 2) AS u(tenant, job_id)
+FROM (SELECT * FROM unnest(string_to_array(%(tenants)s, ','), string_to_array(%(job_ids)s, ',')::uuid[])
+      ORDER BY 1, 2) AS u(tenant, job_id)
 CROSS JOIN LATERAL (
     SELECT j.job_id FROM jobs j
     WHERE j.tenant = u.tenant AND j.job_id = u.job_id
@@ -186,13 +187,22 @@ CROSS JOIN LATERAL (
 -- version's address (found by primary key: no join for the planner to hash). In
 -- one statement with the lock, a row updated while the lock waited (a heartbeat)
 -- would be locked in a version that statement cannot see, and silently skipped.
-WITH held AS (
+-- The batch comes as comma-separated tenants and ids (neither can hold a comma)
+-- and a JSON array of results: three parameters, not three arrays to encode.
+WITH batch AS (
+    SELECT t.tenant, i.job_id, nullif(r.result, 'null') AS result
+    FROM unnest(string_to_array(%(tenants)s, ',')) WITH ORDINALITY AS t(tenant, n)
+    JOIN unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n) USING (n)
+    JOIN jsonb_array_elements(%(results)s::jsonb) WITH ORDINALITY AS r(result, n) USING (n)
+), held AS (
     SELECT h.ctid, u.result
-    FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(results)s::jsonb[]) AS u(tenant, job_id, result)
+    FROM batch AS u
     CROSS JOIN LATERAL (
+        -- LIMIT keeps this a lookup per row: flattened into a join, the planner scanned the table.
         SELECT j.ctid FROM jobs j
         WHERE j.tenant = u.tenant AND j.job_id = u.job_id
           AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s
+        LIMIT 1
     ) h
 ), done AS (
     UPDATE jobs AS j
