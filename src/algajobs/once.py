@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,6 +25,7 @@ from .encryption import Column, open_strict, seal
 from .enums import JobStatus
 from .errors import JobStateError, ValidationError
 
+_IN_STEP: ContextVar[bool] = ContextVar("algajobs_in_once_step", default=False)
 StepFunction = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Any]]
 MAX_STEP_NAME = 200
 _MAX_RESULT_BYTES = 255 * 1024 * 1024  # what one jsonb value can hold
@@ -51,6 +53,8 @@ async def run_once(db: Database, *, tenant_id: str, job_id: UUID, step: str, ret
     """
     if not callable(fn):
         raise ValidationError(f"once-step {step!r}: fn must be an async function taking the connection")
+    if _IN_STEP.get():  # it would wait forever for the outer step's own uncommitted row, or hold a second connection
+        raise ValidationError(f"once-step {step!r} inside another once-step's fn: steps cannot be nested")
     key = {"tenant": tenant_id, "job_id": job_id, "step_name": step}
 
     async def work(tx: Transaction) -> Any:
@@ -59,28 +63,14 @@ async def run_once(db: Database, *, tenant_id: str, job_id: UUID, step: str, ret
         if not taken:
             return _stored(await tx.fetch("once_step_result", key), step)
         (path,) = await tx.fetch("step_search_path", None)
-        conn = tx.connection
-        try:
-            pending = fn(conn)
-            if not inspect.isawaitable(pending):
-                raise ValidationError(f"once-step {step!r}: fn must be an async function taking the connection")
-            value = await pending
-        except ValidationError:
-            raise
-        except psycopg.Error as exc:
-            if conn.broken:
-                raise  # the connection is gone with its transaction: the whole step is retried
-            raise _StepRaised(exc) from exc  # the user's own SQL error (a timeout, a constraint...)
-        except Exception as exc:
-            raise _StepRaised(exc) from exc
-        if conn.info.transaction_status is not psycopg.pq.TransactionStatus.INTRANS:
-            raise ValidationError(f"once-step {step!r}: fn must not commit or roll back the step's transaction")
+        value = await _call(fn, tx.connection, step)
         text = validation.encode_payload(value, _MAX_RESULT_BYTES)
         if db.keys is not None and value is not None:
             text = seal(db.keys, text, tenant=tenant_id, column=Column.DETAIL)
         await tx.fetch("pop_search_path", {"path": path["previous"]})  # our own statement, whatever fn set
         result = None if value is None else Jsonb(None, dumps=lambda _: text)
         finished = await tx.fetch("finish_once_step", {"tenant": tenant_id, "detail_id": detail_id, "result": result})
+        await tx.execute("reset_session", None)  # a plain SET in fn must not follow the connection back to the pool
         return _stored(finished, step)
 
     try:
@@ -89,6 +79,29 @@ async def run_once(db: Database, *, tenant_id: str, job_id: UUID, step: str, ret
     except _StepRaised as raised:
         raise raised.error from None
     return open_strict(db.keys, stored, tenant=tenant_id, column=Column.DETAIL)
+
+
+async def _call(fn: StepFunction, conn: psycopg.AsyncConnection[Any], step: str) -> Any:
+    """``fn(conn)``'s value; its own errors wrapped so the retry machinery passes them through untouched."""
+    inside = _IN_STEP.set(True)
+    try:
+        pending = fn(conn)
+        if not inspect.isawaitable(pending):
+            raise ValidationError(f"once-step {step!r}: fn must be an async function taking the connection")
+        value = await pending
+    except ValidationError:
+        raise
+    except psycopg.Error as exc:
+        if conn.broken:
+            raise  # the connection is gone with its transaction: the whole step is retried
+        raise _StepRaised(exc) from exc  # the user's own SQL error (a timeout, a constraint...)
+    except Exception as exc:
+        raise _StepRaised(exc) from exc
+    finally:
+        _IN_STEP.reset(inside)
+    if conn.info.transaction_status is not psycopg.pq.TransactionStatus.INTRANS:
+        raise ValidationError(f"once-step {step!r}: fn must not commit or roll back the step's transaction")
+    return value
 
 
 def _stored(rows: list[dict[str, Any]], step: str) -> Any:

@@ -324,3 +324,23 @@ async def test_every_run_sees_the_result_as_stored(ledger: tuple[Database, uuid.
     again = await run_once(db, tenant_id="acme", job_id=job_id, step="v", retry_count=1, fn=never)
     assert first == again
     assert list(first) == list(again)
+
+
+async def test_steps_do_not_nest_and_leave_no_session_settings_behind(ledger: tuple[Database, uuid.UUID]) -> None:
+    """A step inside a step's fn is refused; a plain SET inside fn does not outlive the step."""
+    db, job_id = ledger
+
+    async def inner(conn: psycopg.AsyncConnection[Any]) -> None:
+        return None
+
+    async def outer(conn: psycopg.AsyncConnection[Any]) -> str:
+        await conn.execute("SET statement_timeout = '123ms'")
+        with pytest.raises(ValidationError, match="cannot be nested"):
+            await run_once(db, tenant_id="acme", job_id=job_id, step="inner", retry_count=0, fn=inner)
+        return "outer"
+
+    assert await run_once(db, tenant_id="acme", job_id=job_id, step="outer", retry_count=0, fn=outer) == "outer"
+    for _ in range(db.pool.max_size):  # every pooled connection: none kept the timeout
+        async with db.pool.connection() as conn:
+            cur = await conn.execute("SHOW statement_timeout")
+            assert await cur.fetchall() == [{"statement_timeout": "0"}]
