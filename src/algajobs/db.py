@@ -43,6 +43,21 @@ Pool = AsyncConnectionPool[Connection]
 TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 _FIRST_BACKOFF = 0.05
 _MIN_ATTEMPT = 0.5  # a pool wait shorter than this cannot even complete a reconnect
+BATCH_BYTES = 64 * 1024 * 1024
+"""Batch statements send their payloads as one JSON value, which holds at most about 256 MiB."""
+
+
+def batch_spans(sizes: Sequence[int], limit: int = BATCH_BYTES) -> list[tuple[int, int]]:
+    """``(start, end)`` ranges of ``sizes`` whose sums stay within ``limit`` (one item at least each)."""
+    spans: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and total + size > limit:
+            spans.append((start, index))
+            start, total = index, 0
+        total += size
+    spans.append((start, len(sizes)))
+    return spans
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
@@ -217,7 +232,10 @@ class Database:
         """Run statements whose rows nobody reads in one transaction, sent together (pipeline mode); retried whole."""
 
         async def run(wait: float) -> None:
-            async with self.pool.connection(timeout=wait) as conn, conn.pipeline(), conn.transaction():
+            # No transaction() here: it would add a sync after BEGIN and around COMMIT (four
+            # round trips). Statements pipelined with no sync between them run as one
+            # implicit transaction: all or nothing, each with its own snapshot.
+            async with self.pool.connection(timeout=wait) as conn, conn.pipeline():
                 for name, params in statements:
                     await conn.execute(QUERIES[name], params)
 

@@ -21,7 +21,9 @@ from .enums import RunnerType
 from .errors import AlgaJobsError, ConfigurationError
 
 _SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
-_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# 49 characters at most: notification channels are 'algajobs_done_' + the schema, and
+# PostgreSQL truncates nothing there; a longer channel name makes every completion fail.
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,48}$")
 
 
 def _env(*names: str) -> Any:
@@ -233,7 +235,7 @@ class Settings(BaseSettings):
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
         if not _SCHEMA.fullmatch(value):
-            raise ValueError("must be a lower-case SQL identifier")
+            raise ValueError("must be a lower-case SQL identifier of at most 49 characters")
         return value
 
     @field_validator("database_url")

@@ -38,6 +38,8 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _PREVIEW = 60
 MAX_PAGE = 1_000
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+"""A handler result larger than this fails its job: rows and batches of them must stay writable."""
 """Most rows one ``list_jobs`` call returns."""
 MAX_OFFSET = 2**63 - 1
 """Largest ``list_jobs`` offset: PostgreSQL's ``bigint``."""
@@ -132,6 +134,14 @@ def encode_payload(data: Any, limit: int) -> str:
     if size > limit:
         raise PayloadTooLargeError(f"payload is {size} bytes; the limit is {limit} (JOB_MAX_PAYLOAD_BYTES)")
     return text
+
+
+def encode_result(value: Any) -> str:
+    """A handler's result as the JSON text stored for it; PayloadValidationError for what no row can hold."""
+    try:
+        return encode_payload(value, MAX_RESULT_BYTES)
+    except PayloadValidationError as exc:
+        raise PayloadValidationError(str(exc).replace("payload", "handler result", 1)) from None
 
 
 def optional_text(value: object, name: str, max_len: int = 256) -> str | None:

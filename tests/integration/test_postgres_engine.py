@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings
-from algajobs.sql import QUERIES
+from algajobs.fallback.queue import QueueOps
 from tests.helpers import eventually
 from tests.integration.jobs import register_all
 
@@ -339,8 +339,6 @@ async def test_completing_a_large_batch_notifies_in_chunks(
     )
     cur = await conn.execute("SELECT tenant, job_id FROM jobs WHERE worker_id = 'w'")
     held = await cur.fetchall()
-    params = {"tenants": ",".join(t for t, _ in held), "job_ids": ",".join(str(j) for _, j in held),
-              "results": "[" + ",".join(["null"] * len(held)) + "]", "worker_id": "w"}  # fmt: skip
-    await conn.execute(QUERIES["complete_jobs"], params)
+    await QueueOps(runner.store.db, "w", timedelta(seconds=30)).complete([(t, j, None) for t, j in held])
     counts = await runner.count_jobs_by_status(tenant_id="t1")
     assert counts[JobStatus.COMPLETED] == 1000

@@ -30,6 +30,7 @@ def test_environment_names_and_pgboss_alias(monkeypatch: pytest.MonkeyPatch) -> 
         ("JOB_RUNNER_TYPE", "kafka"),
         ("JOB_WORKER_CONCURRENCY", "0"),
         ("JOB_SCHEMA", "Robert'); DROP"),
+        ("JOB_SCHEMA", "s" * 50),  # 'algajobs_done_' + 50 characters is past PostgreSQL's 63 for a channel
         ("DATABASE_URL", "mysql://x"),
         ("JOB_LEASE_SECONDS", "0"),
         ("JOB_POLL_INTERVAL", "soon"),

@@ -12,6 +12,9 @@ from algajobs import (
     PayloadTooLargeError,
     validation,
 )
+from algajobs.db import batch_spans
+from algajobs.errors import PayloadValidationError
+from algajobs.validation import encode_result
 
 
 @pytest.mark.parametrize("bad", ["", " ", "a b", "x" * 200, "../etc", None, 42])
@@ -46,3 +49,25 @@ def test_payload_over_the_limit_is_rejected() -> None:
     assert validation.encode_payload({"a": 1}, 100) == '{"a":1}'
     with pytest.raises(PayloadTooLargeError):
         validation.encode_payload({"a": "x" * 200}, 100)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "spans"),
+    [
+        ([10, 10, 10], [(0, 3)]),
+        ([60, 60, 60], [(0, 1), (1, 2), (2, 3)]),
+        ([150, 1, 1], [(0, 1), (1, 3)]),  # one item past the limit still goes, alone
+        ([], [(0, 0)]),
+        ([50, 50, 1], [(0, 2), (2, 3)]),
+    ],
+)
+def test_batches_split_by_payload_bytes(sizes: list[int], spans: list[tuple[int, int]]) -> None:
+    """Batch statements send payloads as one JSON value; runs stay within the limit and cover every item once."""
+    assert batch_spans(sizes, limit=100) == spans
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "a\x00b", "\ud800", {"k": {1, 2}}])
+def test_results_no_row_can_hold_are_refused(bad: object) -> None:
+    """NaN, Infinity, NUL, a lone surrogate, a set: a handler result PostgreSQL's jsonb would refuse."""
+    with pytest.raises(PayloadValidationError, match="handler result"):
+        encode_result(bad)

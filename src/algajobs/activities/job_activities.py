@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,9 +14,10 @@ from opentelemetry.trace import Span
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from .. import validation
 from ..context import JobContext
 from ..enums import JobStatus, RunnerType
-from ..errors import JobCancelledError, UnknownJobError
+from ..errors import JobCancelledError, PayloadValidationError, UnknownJobError
 from ..limits import Limits
 from ..queues import queue_of, type_task_queue
 from ..registry import JobDefinition, JobRegistry
@@ -134,9 +134,9 @@ class JobActivities:
         if ctx.cancelled:
             raise ApplicationError(ctx.cancel_reason or "cancelled", type=CANCELLED_ERROR_TYPE, non_retryable=True)
         try:
-            json.dumps(result)
-        except (TypeError, ValueError) as exc:
-            raise ApplicationError(f"handler result is not JSON-serializable: {exc}", non_retryable=True) from None
+            validation.encode_result(result)
+        except PayloadValidationError as exc:
+            raise ApplicationError(str(exc), type="PayloadValidationError", non_retryable=True) from None
         await self._records.record_handler_result(job.tenant_id, ctx.job_id, result)
         return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..db import Database, Transaction
+from ..db import Database, Transaction, batch_spans
 from ..encryption import Column, seal
 from ..engine import Accepted, Admission
 from ..enums import JobStatus, RunnerType
@@ -68,7 +68,7 @@ class PostgresEngine:
         datas = [r.data_json for r in requests]
         if (keys := self._db.keys) is not None:
             datas = [seal(keys, d, tenant=first.tenant_id, column=Column.DATA) for d in datas]
-        params = {
+        shared = {
             "tenant": first.tenant_id,
             "type": first.name,
             "user_id": first.user_id,
@@ -76,10 +76,24 @@ class PostgresEngine:
             "run_at": None,
             "max_attempts": first.definition.retry.max_attempts,
             "queue": first.definition.queue,
-            "job_ids": ",".join([str(r.job_id) for r in requests]),
-            "datas": f"[{','.join(datas)}]",
         }
-        await self._db.execute("insert_jobs", params)
+        chunks = [
+            {
+                **shared,
+                "job_ids": ",".join([str(r.job_id) for r in requests[start:end]]),
+                "datas": f"[{','.join(datas[start:end])}]",
+            }
+            for start, end in batch_spans([len(d) for d in datas])
+        ]
+        if len(chunks) == 1:
+            await self._db.execute("insert_jobs", chunks[0])
+        else:  # payloads past what one JSON value holds: several statements, one transaction
+
+            async def insert_all(tx: Transaction) -> None:
+                for params in chunks:
+                    await tx.execute("insert_jobs", params)
+
+            await self._db.transact(insert_all, what="insert_jobs")
         return [
             Accepted(ScheduleResult(job_id=r.job_id, external_id=None, runner_type=RunnerType.POSTGRES))
             for r in requests

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pydantic
 
+from .. import validation
 from ..context import JobContext
 from ..encryption import EncryptedPayload
 from ..enums import JobStatus
-from ..errors import JobCancelledError, PayloadDecryptionError
+from ..errors import JobCancelledError, PayloadDecryptionError, PayloadValidationError
 from ..registry import JobDefinition
 
 
@@ -100,9 +100,9 @@ def _completed(result: Any) -> Completed | Failed:
     if result is None:
         return Completed(None)
     try:
-        return Completed(json.dumps(result, separators=(",", ":")))
-    except (TypeError, ValueError) as exc:
-        return Failed(TypeError(f"handler result is not JSON-serializable: {exc}"), retryable=False)
+        return Completed(validation.encode_result(result))
+    except PayloadValidationError as exc:  # NaN, NUL, a surrogate, a cycle, too large: no row could take it
+        return Failed(exc, retryable=False)
 
 
 def _human(delta: timedelta) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from ..db import Database
+from ..db import Database, batch_spans
 from ..encryption import Column, KeySet, open_value, seal
 from ..enums import JobStatus
 from ..limits import ClaimFilter
@@ -106,14 +107,16 @@ class QueueOps:
         """Mark a batch of ``(tenant, job_id, result_json)`` completed."""
         keys = self._db.keys
         results = [d[2] for d in done] if keys is None else [_sealed(keys, d) for d in done]
-        params = {
-            "tenants": ",".join([d[0] for d in done]),
-            "job_ids": ",".join([str(d[1]) for d in done]),
-            "results": f"[{','.join(['null' if r is None else r for r in results])}]",
-            "worker_id": self.worker_id,
-        }
-        # Two statements, sent in one round trip: the second's snapshot sees the versions the first locked.
-        await self._db.run_in_one_trip([("lock_held_jobs", params), ("complete_jobs", params)], what="complete_jobs")
+        for start, end in batch_spans([len(r or "") for r in results]):
+            params = {
+                "tenants": json.dumps([d[0] for d in done[start:end]]),
+                "job_ids": ",".join([str(d[1]) for d in done[start:end]]),
+                "results": f"[{','.join(['null' if r is None else r for r in results[start:end]])}]",
+                "worker_id": self.worker_id,
+            }
+            # Two statements, sent in one round trip: the second's snapshot sees the versions the first locked.
+            statements = [("lock_held_jobs", params), ("complete_jobs", params)]
+            await self._db.run_in_one_trip(statements, what="complete_jobs")
 
     async def finish(self, job: ClaimedJob, status: JobStatus, error: str | None) -> None:
         """End a held job as failed or cancelled."""

@@ -171,7 +171,9 @@ WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 -- deadlock). NO KEY UPDATE: a once-step's foreign-key check on the row (KEY SHARE)
 -- must not block it.
 SELECT h.job_id
-FROM (SELECT * FROM unnest(string_to_array(%(tenants)s, ','), string_to_array(%(job_ids)s, ',')::uuid[])
+FROM (SELECT t.tenant, i.job_id
+      FROM jsonb_array_elements_text(%(tenants)s::jsonb) WITH ORDINALITY AS t(tenant, n)
+      JOIN unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n) USING (n)
       ORDER BY 1, 2) AS u(tenant, job_id)
 CROSS JOIN LATERAL (
     SELECT j.job_id FROM jobs j
@@ -187,11 +189,12 @@ CROSS JOIN LATERAL (
 -- version's address (found by primary key: no join for the planner to hash). In
 -- one statement with the lock, a row updated while the lock waited (a heartbeat)
 -- would be locked in a version that statement cannot see, and silently skipped.
--- The batch comes as comma-separated tenants and ids (neither can hold a comma)
--- and a JSON array of results: three parameters, not three arrays to encode.
+-- Only after lock_held_jobs in the same transaction: alone, it would skip rows
+-- updated while it ran. The batch comes as JSON arrays of tenants and results and
+-- comma-separated ids: three parameters, not three arrays to encode element by element.
 WITH batch AS (
     SELECT t.tenant, i.job_id, nullif(r.result, 'null') AS result
-    FROM unnest(string_to_array(%(tenants)s, ',')) WITH ORDINALITY AS t(tenant, n)
+    FROM jsonb_array_elements_text(%(tenants)s::jsonb) WITH ORDINALITY AS t(tenant, n)
     JOIN unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n) USING (n)
     JOIN jsonb_array_elements(%(results)s::jsonb) WITH ORDINALITY AS r(result, n) USING (n)
 ), held AS (
