@@ -177,7 +177,7 @@ class Database:
     async def open(cls, settings: Settings) -> Database:
         """Open a pool on ``DATABASE_URL``; EngineUnavailableError if it does not answer in time."""
         deadline = settings.db_retry_deadline.total_seconds()
-        keys = KeySet.from_settings(settings)  # before the pool: a key problem leaves nothing open
+        keys = settings.key_set()  # before the pool: a key problem leaves nothing open
         pool: Pool = AsyncConnectionPool(
             settings.database_url,
             min_size=1,

@@ -37,8 +37,6 @@ from .errors import ConfigurationError, PayloadDecryptionError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from .settings import Settings
-
 VARIABLE = "JOB_ENCRYPTION_KEYS"
 ENVELOPE = "$encrypted"
 """The single key of a sealed column value."""
@@ -130,11 +128,9 @@ class KeySet:
         return tuple(self._ciphers)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KeySet | None:
-        """The key set ``JOB_ENCRYPTION_KEYS`` configures, or None (encryption off); one object per key text."""
-        if settings.encryption_keys is None:
-            return None
-        return _cached(settings.encryption_keys.get_secret_value())
+    def configured(cls, text: str | None) -> KeySet | None:
+        """The key set a ``JOB_ENCRYPTION_KEYS`` text configures, or None (encryption off); one object per text."""
+        return None if text is None else _cached(text)
 
     def encrypt(self, plaintext: bytes, context: bytes) -> tuple[str, bytes]:
         """``(key id, nonce + ciphertext)`` of ``plaintext`` under the active key, bound to ``context``."""

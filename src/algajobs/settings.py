@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from . import validation
-from .encryption import parse_keys
+from .encryption import KeySet, parse_keys
 from .enums import RunnerType
 from .errors import AlgaJobsError, ConfigurationError
 
@@ -201,6 +201,10 @@ class Settings(BaseSettings):
         if value <= timedelta(0):
             raise ValueError("must be positive")
         return value
+
+    def key_set(self) -> KeySet | None:
+        """The keys ``JOB_ENCRYPTION_KEYS`` configures, or None when encryption is off."""
+        return KeySet.configured(None if self.encryption_keys is None else self.encryption_keys.get_secret_value())
 
     @pydantic.model_validator(mode="after")
     def _mutual_tls_needs_both(self) -> Settings:

@@ -137,10 +137,10 @@ def test_bad_key_settings_name_the_variable_and_hide_the_keys(
 
 def test_settings_give_one_key_set_per_key_text() -> None:
     """Unset means no encryption; the same text gives the same KeySet (URL-safe base64 accepted)."""
-    assert KeySet.from_settings(Settings.load()) is None
+    assert Settings.load().key_set() is None
     urlsafe = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    first = KeySet.from_settings(Settings.load(encryption_keys=f"a:{urlsafe}, b:{OLD}"))
-    second = KeySet.from_settings(Settings.load(encryption_keys=f"a:{urlsafe}, b:{OLD}"))
+    first = Settings.load(encryption_keys=f"a:{urlsafe}, b:{OLD}").key_set()
+    second = Settings.load(encryption_keys=f"a:{urlsafe}, b:{OLD}").key_set()
     assert first is not None and first is second and first.key_ids == ("a", "b")
     assert "a:" not in repr(Settings.load(encryption_keys=f"a:{urlsafe}"))  # a secret in reprs and logs
 

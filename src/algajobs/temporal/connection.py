@@ -15,7 +15,6 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ..activities import JobActivities
-from ..encryption import KeySet
 from ..errors import ConfigurationError, EngineUnavailableError
 from ..settings import Settings
 from ..workflows import GenericJobWorkflow
@@ -89,7 +88,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic JSON payloads, encrypted by :class:`EncryptionCodec` when ``JOB_ENCRYPTION_KEYS`` is set."""
-    keys = KeySet.from_settings(settings)
+    keys = settings.key_set()
     if keys is None:
         return plain_data_converter
     return dataclasses.replace(plain_data_converter, payload_codec=EncryptionCodec(keys))
@@ -97,7 +96,7 @@ def data_converter(settings: Settings) -> DataConverter:
 
 def _converts_as(converter: DataConverter, settings: Settings) -> bool:
     codec = converter.payload_codec
-    keys = KeySet.from_settings(settings)  # one object per key text: identity is equality
+    keys = settings.key_set()  # one object per key text: identity is equality
     if keys is None:
         return converter is plain_data_converter
     return (

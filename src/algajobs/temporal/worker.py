@@ -20,8 +20,8 @@ from .connection import build_worker
 
 log = logging.getLogger("algajobs.temporal")
 _RETRY_MAX = 5.0
-_HEALTHY_RUN = 30.0
-_SHUTDOWN_SLACK = 10.0  # a worker that ran this long was healthy: the next failure retries quickly
+_HEALTHY_RUN = 30.0  # a worker that ran this long was healthy: the next failure retries quickly
+_SHUTDOWN_SLACK = 10.0  # beyond the shutdown grace, for the SDK to stop; then again after cancelling it
 
 
 class TaskQueuePlan(NamedTuple):
@@ -85,6 +85,12 @@ class SupervisedWorker:
             except TimeoutError:
                 log.error("Temporal worker did not shut down within %.0fs; abandoning its in-flight tasks", limit)
         task.cancel()
+        # Bounded too: a cancelled SDK worker still waits, without a limit, for its pollers to
+        # stop, and a workflow task stuck in the sandbox (seen on a loaded machine) holds one.
+        done, _ = await asyncio.wait({task}, timeout=_SHUTDOWN_SLACK)
+        if not done:
+            log.error("Temporal worker did not stop %.0fs after cancellation; leaving it behind", _SHUTDOWN_SLACK)
+            return
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
