@@ -62,15 +62,16 @@ async def run_once(db: Database, *, tenant_id: str, job_id: UUID, step: str, ret
         taken = await tx.fetch("begin_once_step", {**key, "detail_id": detail_id, "retry_count": retry_count})
         if not taken:
             return _stored(await tx.fetch("once_step_result", key), step)
-        (path,) = await tx.fetch("step_search_path", None)
+        await tx.fetch("step_search_path", None)
         value = await _call(fn, tx.connection, step)
         text = validation.encode_payload(value, _MAX_RESULT_BYTES)
         if db.keys is not None and value is not None:
             text = seal(db.keys, text, tenant=tenant_id, column=Column.DETAIL)
-        await tx.fetch("pop_search_path", {"path": path["previous"]})  # our own statement, whatever fn set
+        # Whatever fn set (a plain SET too) goes: our statement finds our table, and nothing
+        # follows the connection back to the pool; committed with the step.
+        await tx.execute("reset_session", None)
         result = None if value is None else Jsonb(None, dumps=lambda _: text)
         finished = await tx.fetch("finish_once_step", {"tenant": tenant_id, "detail_id": detail_id, "result": result})
-        await tx.execute("reset_session", None)  # a plain SET in fn must not follow the connection back to the pool
         return _stored(finished, step)
 
     try:

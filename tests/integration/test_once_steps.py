@@ -327,7 +327,7 @@ async def test_every_run_sees_the_result_as_stored(ledger: tuple[Database, uuid.
 
 
 async def test_steps_do_not_nest_and_leave_no_session_settings_behind(ledger: tuple[Database, uuid.UUID]) -> None:
-    """A step inside a step's fn is refused; a plain SET inside fn does not outlive the step."""
+    """A step inside a step's fn is refused; a plain SET inside fn (search path too) does not outlive the step."""
     db, job_id = ledger
 
     async def inner(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -335,6 +335,7 @@ async def test_steps_do_not_nest_and_leave_no_session_settings_behind(ledger: tu
 
     async def outer(conn: psycopg.AsyncConnection[Any]) -> str:
         await conn.execute("SET statement_timeout = '123ms'")
+        await conn.execute("SET search_path = pg_catalog")  # the step's own record must still find its table
         with pytest.raises(ValidationError, match="cannot be nested"):
             await run_once(db, tenant_id="acme", job_id=job_id, step="inner", retry_count=0, fn=inner)
         return "outer"

@@ -317,12 +317,11 @@ WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND step_name = %(step_name)s 
 
 -- name: step_search_path
 -- A once-step's connection: algajobs' tables first, then the user's in public.
-SELECT current_setting('search_path') AS previous,
-       set_config('search_path', current_setting('search_path') || ', public', true) AS now;
+SELECT set_config('search_path', current_setting('search_path') || ', public', true) AS now;
 
 -- name: reset_session
--- End of a once-step: session settings its fn changed return to the connection's own
--- (the startup options: search path, jit), committed with the step.
+-- After a once-step's fn: every setting returns to the connection's own (the startup
+-- options: search path, jit), committed with the step.
 RESET ALL;
 
 -- name: cancel_job
