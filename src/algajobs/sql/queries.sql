@@ -156,9 +156,18 @@ claimed AS (
     WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM locked))
     RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
               j.cancel_requested, j.metadata -> 'trace' AS trace
+),
+durability AS (
+    -- The claim commits without waiting for its WAL flush (one flush fewer between
+    -- enqueue and handler). A claim lost in a server crash is one that no durable
+    -- write of its job had followed yet: every later write of the job (heartbeat,
+    -- progress, once-step, completion) commits synchronously and so flushes the WAL
+    -- up to and past the claim's commit. Losing it only returns the job to the
+    -- queue, as a dead worker's lease does.
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
 )
 SELECT c.*, e.tenant AS ring_end, e.size AS ring_size, false AS contended
-FROM claimed c CROSS JOIN ring_end e
+FROM claimed c CROSS JOIN ring_end e CROSS JOIN durability
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.size,
        EXISTS (SELECT 1 FROM chosen)
