@@ -6,26 +6,43 @@
 SELECT 1;
 
 -- name: insert_job
--- Write a new job; a repeated job id or a live singleton key writes nothing.
-INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
-                  run_at, max_attempts, singleton_key, metadata, external_id, queue)
-VALUES (%(tenant)s, %(job_id)s, %(type)s, %(status)s, %(runner_type)s, %(user_id)s,
-        %(data)s, %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s,
-        %(singleton_key)s, %(metadata)s, %(external_id)s, %(queue)s)
-ON CONFLICT DO NOTHING
-RETURNING job_id;
+-- Write a new job; a repeated job id or a live singleton key writes nothing. A
+-- job queued on PostgreSQL wakes the workers at commit (a due time in the
+-- future is sent as its epoch: the workers wait for the earliest).
+WITH inserted AS (
+    INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
+                      run_at, max_attempts, singleton_key, metadata, external_id, queue)
+    VALUES (%(tenant)s, %(job_id)s, %(type)s, %(status)s, %(runner_type)s, %(user_id)s,
+            %(data)s, %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s,
+            %(singleton_key)s, %(metadata)s, %(external_id)s, %(queue)s)
+    ON CONFLICT DO NOTHING
+    RETURNING job_id, run_at, status, runner_type
+)
+SELECT i.job_id FROM inserted i
+LEFT JOIN LATERAL (
+    SELECT pg_notify('algajobs_' || current_schema(),
+                     CASE WHEN i.run_at > now() THEN extract(epoch FROM i.run_at)::text ELSE '' END)
+    WHERE i.status = 'queued' AND i.runner_type = 'postgres'
+) AS woke ON true;
 
 -- name: insert_jobs
 -- Batch form of insert_job for jobs without singleton keys. The ids come as one
 -- comma-separated text and the payloads as one JSON array: two parameters to
 -- send instead of two arrays of a thousand elements to encode one by one.
-INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
-                  run_at, max_attempts, queue)
-SELECT %(tenant)s, i.job_id, %(type)s, 'queued', 'postgres', %(user_id)s, d.data,
-       %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s, %(queue)s
-FROM unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n)
-JOIN jsonb_array_elements(%(datas)s::jsonb) WITH ORDINALITY AS d(data, n) USING (n)
-ON CONFLICT DO NOTHING;
+-- Every row has the same due time: one notice wakes the workers.
+WITH inserted AS (
+    INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
+                      run_at, max_attempts, queue)
+    SELECT %(tenant)s, i.job_id, %(type)s, 'queued', 'postgres', %(user_id)s, d.data,
+           %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s, %(queue)s
+    FROM unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n)
+    JOIN jsonb_array_elements(%(datas)s::jsonb) WITH ORDINALITY AS d(data, n) USING (n)
+    ON CONFLICT DO NOTHING
+    RETURNING run_at
+)
+SELECT pg_notify('algajobs_' || current_schema(),
+                 CASE WHEN due.run_at > now() THEN extract(epoch FROM due.run_at)::text ELSE '' END)
+FROM (SELECT run_at FROM inserted LIMIT 1) AS due;
 
 -- name: find_live_job
 -- The job that already holds an id or a singleton key.
@@ -439,16 +456,28 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: insert_fired_jobs
 -- One queued job per due tick; the tick index makes a second firing a no-op.
-INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
-                  run_at, max_attempts, schedule_id, queue)
-SELECT u.tenant, u.job_id, u.type, 'queued', 'postgres', u.user_id, u.data, u.priority,
-       u.tick, u.max_attempts, u.schedule_id, u.queue
-FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(types)s::text[],
-            %(user_ids)s::text[], %(datas)s::jsonb[], %(priorities)s::int[],
-            %(ticks)s::timestamptz[], %(max_attempts)s::int[], %(schedule_ids)s::uuid[],
-            %(queues)s::text[])
-     AS u(tenant, job_id, type, user_id, data, priority, tick, max_attempts, schedule_id, queue)
-ON CONFLICT DO NOTHING;
+-- Wakes the workers: '' if a tick is due now, and the earliest later tick's epoch.
+WITH inserted AS (
+    INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
+                      run_at, max_attempts, schedule_id, queue)
+    SELECT u.tenant, u.job_id, u.type, 'queued', 'postgres', u.user_id, u.data, u.priority,
+           u.tick, u.max_attempts, u.schedule_id, u.queue
+    FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(types)s::text[],
+                %(user_ids)s::text[], %(datas)s::jsonb[], %(priorities)s::int[],
+                %(ticks)s::timestamptz[], %(max_attempts)s::int[], %(schedule_ids)s::uuid[],
+                %(queues)s::text[])
+         AS u(tenant, job_id, type, user_id, data, priority, tick, max_attempts, schedule_id, queue)
+    ON CONFLICT DO NOTHING
+    RETURNING run_at
+), due AS (
+    SELECT bool_or(run_at <= now()) AS now_due, min(run_at) FILTER (WHERE run_at > now()) AS next_due
+    FROM inserted
+)
+SELECT pg_notify('algajobs_' || current_schema(), notice)
+FROM due
+CROSS JOIN LATERAL (VALUES (CASE WHEN due.now_due THEN '' END),
+                           (extract(epoch FROM due.next_due)::text)) AS n(notice)
+WHERE notice IS NOT NULL;
 
 -- name: advance_schedules
 UPDATE schedules AS s
