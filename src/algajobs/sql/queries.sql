@@ -64,8 +64,8 @@ LIMIT 1;
 -- however many, cost nothing). Each tenant gives an
 -- equal share (less when near its cap), within the per-type and per-queue
 -- room, best priority first. Only queues served and not paused. Candidates are
--- read without locks and locked at the end with SKIP LOCKED, so no row is
--- locked that is not claimed.
+-- locked as they are read (SKIP LOCKED), so workers claiming at the same time
+-- take different jobs.
 -- Every row carries where the ring ended and how many tenants it held. When
 -- nothing was claimed, one row with job_id NULL still says so, and whether
 -- other workers took every candidate first (contended: claim again).
@@ -116,20 +116,30 @@ ring_end AS (
     SELECT (SELECT tenant FROM ring ORDER BY pos DESC LIMIT 1) AS tenant, (SELECT count(*) FROM ring) AS size
 ),
 wanted AS (
-    -- The types to read: a paused queue's types are not even looked at.
-    SELECT t.type, t.queue FROM unnest(%(types)s::text[], %(type_queues)s::text[]) AS t(type, queue)
+    -- The types to read: a paused queue's types are not even looked at. Room: at most
+    -- what the type's and its queue's caps leave (NULL: no cap).
+    SELECT t.type, t.queue,
+           least((SELECT ct.room FROM unnest(%(capped_types)s::text[], %(type_room)s::int[]) AS ct(type, room)
+                  WHERE ct.type = t.type),
+                 (SELECT cq.room FROM unnest(%(capped_queues)s::text[], %(queue_room)s::int[]) AS cq(queue, room)
+                  WHERE cq.queue = t.queue)) AS room
+    FROM unnest(%(types)s::text[], %(type_queues)s::text[]) AS t(type, queue)
     WHERE t.queue NOT IN (SELECT queue FROM paused_queues)
 ),
 candidates AS (
+    -- Locked as they are read, skipping rows other workers' claims hold: concurrent
+    -- claims take different jobs instead of all choosing the same ones. A candidate
+    -- the caps below leave out stays locked only until this statement ends.
     SELECT c.*, shares.share FROM shares
     CROSS JOIN wanted
     CROSS JOIN LATERAL (
-        SELECT j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
+        SELECT j.ctid, j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
         WHERE j.tenant = shares.tenant AND j.type = wanted.type
           AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
           AND j.queue = wanted.queue
         ORDER BY j.priority DESC, j.run_at
-        LIMIT shares.share
+        LIMIT least(shares.share, wanted.room)
+        FOR NO KEY UPDATE OF j SKIP LOCKED
     ) c
 ),
 ranked AS (
@@ -140,25 +150,13 @@ ranked AS (
     FROM candidates c
 ),
 chosen AS (
-    SELECT r.tenant, r.job_id FROM ranked r
+    SELECT r.ctid FROM ranked r
     LEFT JOIN unnest(%(capped_types)s::text[], %(type_room)s::int[]) AS ct(type, room) ON ct.type = r.type
     LEFT JOIN unnest(%(capped_queues)s::text[], %(queue_room)s::int[]) AS cq(queue, room) ON cq.queue = r.queue
     WHERE r.tenant_rank <= r.share
       AND (ct.room IS NULL OR r.type_rank <= ct.room) AND (cq.room IS NULL OR r.queue_rank <= cq.room)
     ORDER BY r.priority DESC, r.tenant_rank, r.run_at
     LIMIT %(limit)s
-),
-locked AS (
-    -- Row by row from the chosen few, by primary key: however the planner guesses the
-    -- table's size (a fresh table has no statistics), it never scans it. The status
-    -- test is written on text so that no partial index on status looks usable here.
-    SELECT l.ctid FROM chosen
-    CROSS JOIN LATERAL (
-        SELECT j.ctid FROM jobs j
-        WHERE j.tenant = chosen.tenant AND j.job_id = chosen.job_id
-          AND j.status::text = 'queued' AND j.runner_type::text = 'postgres'
-        FOR NO KEY UPDATE SKIP LOCKED
-    ) l
 ),
 claimed AS (
     UPDATE jobs AS j
@@ -170,7 +168,7 @@ claimed AS (
     -- updated after this statement's snapshot is locked in a version the statement
     -- cannot see and is not updated: it stays queued, unclaimed, and the claim
     -- reports contention, so the worker claims again at once.
-    WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM locked))
+    WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM chosen))
     RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
               j.cancel_requested, j.metadata -> 'trace' AS trace
 ),
@@ -187,7 +185,19 @@ SELECT c.*, e.tenant AS ring_end, e.size AS ring_size, false AS contended
 FROM claimed c CROSS JOIN ring_end e CROSS JOIN durability
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.size,
-       EXISTS (SELECT 1 FROM chosen)
+       -- Contended: due jobs this claim could take are held by other claims (read
+       -- without locks, so rows they hold count), or were updated under it.
+       EXISTS (SELECT 1 FROM chosen) OR EXISTS (
+           SELECT 1 FROM shares CROSS JOIN wanted
+           CROSS JOIN LATERAL (
+               SELECT 1 FROM jobs j
+               WHERE j.tenant = shares.tenant AND j.type = wanted.type
+                 AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
+                 AND j.queue = wanted.queue
+               LIMIT 1
+           ) held
+           WHERE wanted.room IS NULL OR wanted.room > 0
+       )
 FROM ring_end e
 WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 
