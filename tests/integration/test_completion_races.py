@@ -7,17 +7,16 @@ then checks the row: nothing waits for a deadline to pass, and nothing is lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from algajobs import JobContext, JobRegistry, PostgresRunner, Settings
-from algajobs.db import Database, Row
+from algajobs.db import Database
 from algajobs.fallback.queue import ClaimedJob, QueueOps
 from algajobs.limits import Limits
-from algajobs.sql import QUERIES
 from tests.helpers import DSN
 
 
@@ -95,45 +94,3 @@ async def test_an_open_once_step_blocks_neither_heartbeat_nor_completion_nor_can
     finally:
         await step.close()
     assert sorted(await _statuses(db)) == ["completed", "processing", "processing"]
-
-
-class _ObservingDatabase(Database):
-    """The real database, with each fetch in an explicit transaction that reads the commit mode before committing."""
-
-    commit_modes: dict[str, str]
-
-    async def fetch(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(QUERIES[name], params)
-            rows = await cur.fetchall() if cur.description else []
-            mode = await (await conn.execute("SHOW synchronous_commit")).fetchone()
-        assert mode is not None
-        self.commit_modes[name] = mode["synchronous_commit"]
-        return rows
-
-
-async def test_a_claim_commits_without_waiting_for_the_flush_and_leaves_the_connection_durable(
-    settings: Settings,
-) -> None:
-    """Only the claim's own transaction skips the WAL flush: the pooled connection's next commit is durable again."""
-    registry = JobRegistry()
-
-    @registry.handler("noop")
-    async def noop(ctx: JobContext, data: Any) -> None:
-        return None
-
-    async with PostgresRunner(settings, registry) as runner:
-        await runner.schedule_jobs("noop", [1, 2], tenant_id="acme")
-        db = await _ObservingDatabase.open(settings.model_copy(update={"pool_size": 1}))
-        db.commit_modes = {}
-        try:
-            limits = Limits(registry, settings)
-            limits.load()
-            ops = QueueOps(db, "worker-1", settings.lease_duration)
-            assert len((await ops.claim(10, limits.claim_filter())).jobs) == 2
-            assert db.commit_modes["claim_jobs"] == "off"
-            async with db.pool.connection() as conn:  # the pool's only connection: the one that claimed
-                mode = await (await conn.execute("SHOW synchronous_commit")).fetchone()
-            assert mode is not None and mode["synchronous_commit"] == "on"
-        finally:
-            await db.close()

@@ -82,10 +82,18 @@ async def test_a_claim_that_finds_every_due_job_held_reports_contention(
     assert sorted(job.data for job in again.jobs) == list(range(10))
 
 
-async def test_an_empty_queue_is_not_contention(queue: tuple[QueueOps, Limits]) -> None:
+async def test_jobs_not_yet_due_are_not_contention(queue: tuple[QueueOps, Limits], settings: Settings) -> None:
+    """The tenant still has queued jobs, none due: nothing to take, nothing to retry at once."""
     ops, limits = queue
     for _ in range(3):
         await ops.claim(10, limits.claim_filter())
+    async with await psycopg.AsyncConnection.connect(
+        DSN, autocommit=True, options=f"-c search_path={settings.schema_name}"
+    ) as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'queued', run_at = now() + interval '1 hour', worker_id = NULL"
+            " WHERE job_id IN (SELECT job_id FROM jobs LIMIT 5)"
+        )
     last = await ops.claim(10, limits.claim_filter())
     assert last.jobs == []
     assert not last.contended

@@ -64,8 +64,9 @@ LIMIT 1;
 -- however many, cost nothing). Each tenant gives an
 -- equal share (less when near its cap), within the per-type and per-queue
 -- room, best priority first. Only queues served and not paused. Candidates are
--- locked as they are read (SKIP LOCKED), so workers claiming at the same time
--- take different jobs.
+-- read without locks; then as many of each kind as were chosen are locked as
+-- they are read (SKIP LOCKED), so workers claiming at the same time take
+-- different jobs.
 -- Every row carries where the ring ended and how many tenants it held. When
 -- nothing was claimed, one row with job_id NULL still says so, and whether
 -- other workers took every candidate first (contended: claim again).
@@ -116,30 +117,21 @@ ring_end AS (
     SELECT (SELECT tenant FROM ring ORDER BY pos DESC LIMIT 1) AS tenant, (SELECT count(*) FROM ring) AS size
 ),
 wanted AS (
-    -- The types to read: a paused queue's types are not even looked at. Room: at most
-    -- what the type's and its queue's caps leave (NULL: no cap).
-    SELECT t.type, t.queue,
-           least((SELECT ct.room FROM unnest(%(capped_types)s::text[], %(type_room)s::int[]) AS ct(type, room)
-                  WHERE ct.type = t.type),
-                 (SELECT cq.room FROM unnest(%(capped_queues)s::text[], %(queue_room)s::int[]) AS cq(queue, room)
-                  WHERE cq.queue = t.queue)) AS room
-    FROM unnest(%(types)s::text[], %(type_queues)s::text[]) AS t(type, queue)
+    -- The types to read: a paused queue's types are not even looked at.
+    SELECT t.type, t.queue FROM unnest(%(types)s::text[], %(type_queues)s::text[]) AS t(type, queue)
     WHERE t.queue NOT IN (SELECT queue FROM paused_queues)
 ),
 candidates AS (
-    -- Locked as they are read, skipping rows other workers' claims hold: concurrent
-    -- claims take different jobs instead of all choosing the same ones. A candidate
-    -- the caps below leave out stays locked only until this statement ends.
+    -- Read without locks: what this claim would take if no other claim ran.
     SELECT c.*, shares.share FROM shares
     CROSS JOIN wanted
     CROSS JOIN LATERAL (
-        SELECT j.ctid, j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
+        SELECT j.tenant, j.job_id, j.type, j.queue, j.priority, j.run_at FROM jobs j
         WHERE j.tenant = shares.tenant AND j.type = wanted.type
           AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
           AND j.queue = wanted.queue
         ORDER BY j.priority DESC, j.run_at
-        LIMIT least(shares.share, wanted.room)
-        FOR NO KEY UPDATE OF j SKIP LOCKED
+        LIMIT shares.share
     ) c
 ),
 ranked AS (
@@ -150,13 +142,31 @@ ranked AS (
     FROM candidates c
 ),
 chosen AS (
-    SELECT r.ctid FROM ranked r
+    SELECT r.tenant, r.type, r.queue FROM ranked r
     LEFT JOIN unnest(%(capped_types)s::text[], %(type_room)s::int[]) AS ct(type, room) ON ct.type = r.type
     LEFT JOIN unnest(%(capped_queues)s::text[], %(queue_room)s::int[]) AS cq(queue, room) ON cq.queue = r.queue
     WHERE r.tenant_rank <= r.share
       AND (ct.room IS NULL OR r.type_rank <= ct.room) AND (cq.room IS NULL OR r.queue_rank <= cq.room)
     ORDER BY r.priority DESC, r.tenant_rank, r.run_at
     LIMIT %(limit)s
+),
+locked AS (
+    -- As many jobs of each (tenant, type, queue) as were chosen, now locked as they
+    -- are read and skipping rows other claims hold: concurrent claims take the next
+    -- jobs of the same kind instead of all choosing the same ones and backing off.
+    -- Only that many are locked, however many types the worker runs.
+    SELECT l.ctid FROM (
+        SELECT tenant, type, queue, count(*) AS n FROM chosen GROUP BY tenant, type, queue
+    ) AS k
+    CROSS JOIN LATERAL (
+        SELECT j.ctid FROM jobs j
+        WHERE j.tenant = k.tenant AND j.type = k.type
+          AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
+          AND j.queue = k.queue
+        ORDER BY j.priority DESC, j.run_at
+        LIMIT k.n
+        FOR NO KEY UPDATE OF j SKIP LOCKED
+    ) AS l
 ),
 claimed AS (
     UPDATE jobs AS j
@@ -168,36 +178,17 @@ claimed AS (
     -- updated after this statement's snapshot is locked in a version the statement
     -- cannot see and is not updated: it stays queued, unclaimed, and the claim
     -- reports contention, so the worker claims again at once.
-    WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM chosen))
+    WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM locked))
     RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
               j.cancel_requested, j.metadata -> 'trace' AS trace
-),
-durability AS (
-    -- The claim commits without waiting for its WAL flush (one flush fewer between
-    -- enqueue and handler). A claim lost in a server crash is one that no durable
-    -- write of its job had followed yet: every later write of the job (heartbeat,
-    -- progress, once-step, completion) commits synchronously and so flushes the WAL
-    -- up to and past the claim's commit. Losing it only returns the job to the
-    -- queue, as a dead worker's lease does.
-    SELECT set_config('synchronous_commit', 'off', true) AS setting
 )
 SELECT c.*, e.tenant AS ring_end, e.size AS ring_size, false AS contended
-FROM claimed c CROSS JOIN ring_end e CROSS JOIN durability
+FROM claimed c CROSS JOIN ring_end e
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.size,
-       -- Contended: due jobs this claim could take are held by other claims (read
-       -- without locks, so rows they hold count), or were updated under it.
-       EXISTS (SELECT 1 FROM chosen) OR EXISTS (
-           SELECT 1 FROM shares CROSS JOIN wanted
-           CROSS JOIN LATERAL (
-               SELECT 1 FROM jobs j
-               WHERE j.tenant = shares.tenant AND j.type = wanted.type
-                 AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
-                 AND j.queue = wanted.queue
-               LIMIT 1
-           ) held
-           WHERE wanted.room IS NULL OR wanted.room > 0
-       )
+       -- Contended: there were due jobs to take (read without locks), but other
+       -- claims held them all.
+       EXISTS (SELECT 1 FROM chosen)
 FROM ring_end e
 WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 
