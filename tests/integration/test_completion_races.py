@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
 
-from algajobs import JobContext, JobRegistry, PostgresRunner, Settings
+from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, Settings
+from algajobs.activities.records import TemporalRecords
 from algajobs.db import Database
-from algajobs.fallback.queue import ClaimedJob, QueueOps
+from algajobs.fallback.queue import ClaimedJob, Completion, QueueOps
 from algajobs.limits import Limits
 from tests.helpers import DSN
 
@@ -63,7 +66,7 @@ async def test_a_completion_waiting_behind_a_lease_renewal_still_completes(
         await other.execute(
             "UPDATE jobs SET lease_expires_at = now() + interval '30 seconds' WHERE job_id = %s", [jobs[1].job_id]
         )
-        completing = asyncio.create_task(ops.complete([(j.tenant_id, j.job_id, '"ok"') for j in jobs]))
+        completing = asyncio.create_task(ops.complete([Completion(j.held, '"ok"') for j in jobs]))
         await asyncio.sleep(0.3)
         assert not completing.done()  # it waits for the renewal's lock
         await other.commit()
@@ -85,12 +88,70 @@ async def test_an_open_once_step_blocks_neither_heartbeat_nor_completion_nor_can
             "VALUES ('acme', gen_random_uuid(), %s, 'charge', 'processing', true)",
             [jobs[0].job_id],
         )
-        renewed = await asyncio.wait_for(ops.heartbeat([(j.tenant_id, j.job_id) for j in jobs]), 5)
+        renewed = await asyncio.wait_for(ops.heartbeat([j.held for j in jobs]), 5)
         assert renewed == []  # no cancel asked
-        await asyncio.wait_for(ops.complete([(jobs[1].tenant_id, jobs[1].job_id, None)]), 5)
+        await asyncio.wait_for(ops.complete([Completion(jobs[1].held, None)]), 5)
         cancelled = await asyncio.wait_for(db.fetch("cancel_job", {"tenant": "acme", "job_id": jobs[0].job_id}), 5)
         assert [r["status"] for r in cancelled] == ["processing"]  # asked to stop, still running
         await step.rollback()
     finally:
         await step.close()
     assert sorted(await _statuses(db)) == ["completed", "processing", "processing"]
+
+
+async def test_an_earlier_attempt_no_longer_finishes_the_job(
+    held: tuple[QueueOps, list[ClaimedJob], Database], settings: Settings
+) -> None:
+    """The same worker claimed the job again after its lease lapsed: the old run's writes leave the new one alone."""
+    ops, jobs, db = held
+    stale = jobs[0]
+    async with db.pool.connection() as conn:  # as recover_expired does once the lease lapses
+        await conn.execute(
+            "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE job_id = %s",
+            [stale.job_id],
+        )
+    registry = JobRegistry()
+    registry.handler("noop")(_noop)
+    limits = Limits(registry, settings)
+    limits.load()
+    (again,) = (await ops.claim(10, limits.claim_filter())).jobs
+    assert (again.job_id, again.attempt) == (stale.job_id, stale.attempt + 1)
+
+    lease = (await _row(db, stale.job_id))["lease_expires_at"]
+    assert await ops.heartbeat([stale.held]) == []
+    assert (await _row(db, stale.job_id))["lease_expires_at"] == lease  # not renewed by the stale run
+    await ops.complete([Completion(stale.held, '"stale"')])
+    await ops.finish(stale, JobStatus.FAILED, "stale")
+    await ops.retry_later(stale, "stale", timedelta(0))
+    await ops.release([stale])
+    info = await _row(db, stale.job_id)
+    assert (info["status"], info["attempts"], info["result"]) == ("processing", 2, None)
+
+    await ops.complete([Completion(again.held, '"fresh"')])
+    info = await _row(db, stale.job_id)
+    assert (info["status"], info["attempts"], info["result"]) == ("completed", 2, "fresh")
+
+
+async def _noop(ctx: JobContext, data: Any) -> None:
+    return None
+
+
+async def _row(db: Database, job_id: UUID) -> dict[str, Any]:
+    async with db.pool.connection() as conn:
+        query = "SELECT status::text AS status, attempts, result, lease_expires_at FROM jobs WHERE job_id = %s"
+        cur = await conn.execute(query, [job_id])
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def test_a_late_temporal_retry_does_not_change_a_postgres_workers_attempt(
+    held: tuple[QueueOps, list[ClaimedJob], Database],
+) -> None:
+    """A retry of the handler activity of a job since moved to PostgreSQL records nothing on its row."""
+    ops, jobs, db = held
+    job = jobs[0]
+    assert not await TemporalRecords(db, row_wait=1.0).set_attempts(job.tenant_id, job.job_id, job.attempt + 1)
+    assert (await _row(db, job.job_id))["attempts"] == job.attempt
+    await ops.complete([Completion(job.held, '"done"')])
+    assert (await _row(db, job.job_id))["status"] == "completed"

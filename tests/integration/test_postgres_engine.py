@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, RunnerType, Settings
-from algajobs.fallback.queue import QueueOps
+from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, RetryPolicy, RunnerType, Settings
+from algajobs.fallback.queue import Completion, Held, QueueOps
 from tests.helpers import eventually
 from tests.integration.jobs import register_all
 
@@ -339,6 +339,47 @@ async def test_completing_a_large_batch_notifies_in_chunks(
     )
     cur = await conn.execute("SELECT tenant, job_id FROM jobs WHERE worker_id = 'w'")
     held = await cur.fetchall()
-    await QueueOps(runner.store.db, "w", timedelta(seconds=30)).complete([(t, j, None) for t, j in held])
+    done = [Completion(Held(t, j, 0), None) for t, j in held]
+    await QueueOps(runner.store.db, "w", timedelta(seconds=30)).complete(done)
     counts = await runner.count_jobs_by_status(tenant_id="t1")
     assert counts[JobStatus.COMPLETED] == 1000
+
+
+async def test_a_worker_that_claims_its_own_job_again_keeps_the_new_attempt(
+    settings: Settings, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """Attempt 1's lease lapsed and this worker took the job again: attempt 1's result is not written.
+
+    Attempt 2 stays held (heartbeated) until it finishes.
+    """
+    registry = JobRegistry()
+    started: dict[int, asyncio.Event] = {1: asyncio.Event(), 2: asyncio.Event()}
+    release: dict[int, asyncio.Event] = {1: asyncio.Event(), 2: asyncio.Event()}
+    calls: list[int] = []
+
+    @registry.handler("slow", retry=RetryPolicy(max_attempts=3))
+    async def slow(ctx: JobContext, data: Any) -> str:
+        calls.append(ctx.attempt)
+        started[ctx.attempt].set()
+        await release[ctx.attempt].wait()
+        return f"attempt {ctx.attempt}"
+
+    async with PostgresRunner(settings, registry) as runner:
+        await runner.start()
+        job = await runner.schedule_job("slow", None, tenant_id="t1")
+        await asyncio.wait_for(started[1].wait(), 10)
+        # What recover_expired does once attempt 1's lease has lapsed; the requeue wakes the worker.
+        await conn.execute(
+            "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE job_id = %s",
+            [job.job_id],
+        )
+        await asyncio.wait_for(started[2].wait(), 10)
+        release[1].set()
+        # Past a whole lease (3 s) and a maintenance round: attempt 2 is still held, nothing re-ran it.
+        await asyncio.sleep(settings.lease_duration.total_seconds() + 2)
+        info = await runner.get_job_status(job.job_id, tenant_id="t1")
+        assert (info.status, info.attempts, info.result) == (JobStatus.PROCESSING, 2, None)
+        release[2].set()
+        info = await finished(runner, job.job_id)
+    assert (info.status, info.attempts, info.result) == (JobStatus.COMPLETED, 2, "attempt 2")
+    assert calls == [1, 2]

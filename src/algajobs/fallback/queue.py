@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from ..db import Database, batch_spans
@@ -30,6 +30,26 @@ class ClaimedJob:
     cancel_requested: bool
     trace: dict[str, str] | None
     """The trace context stored when the job was scheduled (None when not traced)."""
+
+    @property
+    def held(self) -> Held:
+        """The job as held by this claim (its attempt included)."""
+        return Held(self.tenant_id, self.job_id, self.attempt)
+
+
+class Held(NamedTuple):
+    """A job this worker holds, in the attempt it runs: a later claim of the same job is not this one's."""
+
+    tenant_id: str
+    job_id: UUID
+    attempt: int
+
+
+class Completion(NamedTuple):
+    """A held job whose handler returned, with its result as JSON (None: no result)."""
+
+    held: Held
+    result_json: str | None
 
 
 @dataclass(frozen=True)
@@ -103,14 +123,16 @@ class QueueOps:
         ]
         return ClaimRound(jobs, more_tenants=more)
 
-    async def complete(self, done: Sequence[tuple[str, UUID, str | None]]) -> None:
-        """Mark a batch of ``(tenant, job_id, result_json)`` completed."""
+    async def complete(self, done: Sequence[Completion]) -> None:
+        """Mark a batch of held jobs completed; one no longer held in that attempt is left alone."""
         keys = self._db.keys
-        results = [d[2] for d in done] if keys is None else [_sealed(keys, d) for d in done]
+        results = [d.result_json for d in done] if keys is None else [_sealed(keys, d) for d in done]
         for start, end in batch_spans([len(r or "") for r in results]):
+            chunk = done[start:end]
             params = {
-                "tenants": json.dumps([d[0] for d in done[start:end]]),
-                "job_ids": ",".join([str(d[1]) for d in done[start:end]]),
+                "tenants": json.dumps([d.held.tenant_id for d in chunk]),
+                "job_ids": ",".join([str(d.held.job_id) for d in chunk]),
+                "attempts": ",".join([str(d.held.attempt) for d in chunk]),
                 "results": f"[{','.join(['null' if r is None else r for r in results[start:end]])}]",
                 "worker_id": self.worker_id,
             }
@@ -128,6 +150,7 @@ class QueueOps:
                 "status": status,
                 "error": error,
                 "worker_id": self.worker_id,
+                "attempt": job.attempt,
             },
         )
 
@@ -141,6 +164,7 @@ class QueueOps:
                 "error": error,
                 "delay": delay,
                 "worker_id": self.worker_id,
+                "attempt": job.attempt,
             },
         )
 
@@ -152,17 +176,19 @@ class QueueOps:
                 {
                     "tenants": [j.tenant_id for j in jobs],
                     "job_ids": [j.job_id for j in jobs],
+                    "attempts": [j.attempt for j in jobs],
                     "worker_id": self.worker_id,
                 },
             )
 
-    async def heartbeat(self, held: Sequence[tuple[str, UUID]]) -> list[UUID]:
-        """Extend the leases of the ``(tenant, job_id)`` jobs this worker holds; return those asked to cancel."""
+    async def heartbeat(self, held: Sequence[Held]) -> list[UUID]:
+        """Extend the leases of the jobs this worker holds (each in its attempt); return those asked to cancel."""
         params = {
             "worker_id": self.worker_id,
             "lease": self._lease,
-            "tenants": [tenant for tenant, _ in held],
-            "job_ids": [job_id for _, job_id in held],
+            "tenants": [h.tenant_id for h in held],
+            "job_ids": [h.job_id for h in held],
+            "attempts": [h.attempt for h in held],
         }
         rows = await self._run("extend_leases", params)
         return [r["job_id"] for r in rows if r["cancel_requested"]]
@@ -172,6 +198,7 @@ class QueueOps:
         return len(await self._run("recover_expired", {}))
 
 
-def _sealed(keys: KeySet, done: tuple[str, UUID, str | None]) -> str | None:
-    tenant, _, result_json = done
-    return None if result_json is None else seal(keys, result_json, tenant=tenant, column=Column.RESULT)
+def _sealed(keys: KeySet, done: Completion) -> str | None:
+    if done.result_json is None:
+        return None
+    return seal(keys, done.result_json, tenant=done.held.tenant_id, column=Column.RESULT)

@@ -34,7 +34,7 @@ from ..telemetry import execute_span, record_run
 from . import schedules
 from .execution import Cancelled, Completed, Failed, Outcome, execute
 from .listener import Listener
-from .queue import ClaimedJob, QueueOps
+from .queue import ClaimedJob, Completion, QueueOps
 
 log = logging.getLogger("algajobs.worker")
 _PRUNE_EVERY = 600.0
@@ -99,7 +99,7 @@ class PostgresWorker:
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._next_due: float | None = None
-        self._completions: list[tuple[str, UUID, str | None]] = []
+        self._completions: list[Completion] = []
         self._completion_ready = asyncio.Event()
         self._listener = Listener(settings, on_due=self._on_due, on_cancel=self._on_cancel)
         self._fetcher: asyncio.Task[None] | None = None
@@ -269,7 +269,9 @@ class PostgresWorker:
             # expires and another attempt picks the job up.
             log.exception("recording the outcome of job %s failed", job.job_id, extra=_log_fields(job))
         finally:
-            self._running.pop(job.job_id, None)
+            # Only this attempt's entry: after its lease lapsed, this worker may already run the next one.
+            if (current := self._running.get(job.job_id)) is not None and current.job.attempt == job.attempt:
+                del self._running[job.job_id]
             self._limits.give_back(job.name, job.queue, job.tenant_id)
             self._slot_freed.set()
             if self._limits.capped:
@@ -280,7 +282,7 @@ class PostgresWorker:
             case Cancelled() if job.job_id in self._handing_back:
                 pass  # the shutdown asked it to stop, not a user: release() requeues it, attempt unspent
             case Completed(result_json):
-                self._completions.append((job.tenant_id, job.job_id, result_json))
+                self._completions.append(Completion(job.held, result_json))
                 self._completion_ready.set()
                 self.stats.completed += 1
             case Cancelled(reason):
@@ -334,8 +336,8 @@ class PostgresWorker:
             await asyncio.sleep(interval)
             # Running jobs, and finished ones whose completion is not written yet; not a job
             # whose outcome could not be written: its lease must lapse so it is retried.
-            held = [(r.job.tenant_id, r.job.job_id) for r in self._running.values()]
-            held += [(tenant, job_id) for tenant, job_id, _ in self._completions]
+            held = [r.job.held for r in self._running.values()]
+            held += [c.held for c in self._completions]
             if not held:
                 continue
             try:

@@ -193,19 +193,21 @@ FROM ring_end e
 WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 
 -- name: lock_held_jobs
--- First statement of a completion: lock the batch's rows this worker still holds,
--- found by primary key, in key order (as extend_leases does, so the two never
--- deadlock). NO KEY UPDATE: a once-step's foreign-key check on the row (KEY SHARE)
--- must not block it.
+-- First statement of a completion: lock the batch's rows this worker still holds
+-- in the attempt that ran (a job this worker claimed again after its lease lapsed
+-- is a newer attempt, not this one's to finish), found by primary key, in key
+-- order (as extend_leases does, so the two never deadlock). NO KEY UPDATE: a
+-- once-step's foreign-key check on the row (KEY SHARE) must not block it.
 SELECT h.job_id
-FROM (SELECT t.tenant, i.job_id
+FROM (SELECT t.tenant, i.job_id, a.attempt
       FROM jsonb_array_elements_text(%(tenants)s::jsonb) WITH ORDINALITY AS t(tenant, n)
       JOIN unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n) USING (n)
-      ORDER BY 1, 2) AS u(tenant, job_id)
+      JOIN unnest(string_to_array(%(attempts)s, ',')::int[]) WITH ORDINALITY AS a(attempt, n) USING (n)
+      ORDER BY 1, 2) AS u(tenant, job_id, attempt)
 CROSS JOIN LATERAL (
     SELECT j.job_id FROM jobs j
     WHERE j.tenant = u.tenant AND j.job_id = u.job_id
-      AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s
+      AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s AND j.attempts = u.attempt
     FOR NO KEY UPDATE
 ) h;
 
@@ -218,11 +220,13 @@ CROSS JOIN LATERAL (
 -- would be locked in a version that statement cannot see, and silently skipped.
 -- Only after lock_held_jobs in the same transaction: alone, it would skip rows
 -- updated while it ran. The batch comes as JSON arrays of tenants and results and
--- comma-separated ids: three parameters, not three arrays to encode element by element.
+-- comma-separated ids and attempts: four parameters, not four arrays to encode
+-- element by element.
 WITH batch AS (
-    SELECT t.tenant, i.job_id, nullif(r.result, 'null') AS result
+    SELECT t.tenant, i.job_id, a.attempt, nullif(r.result, 'null') AS result
     FROM jsonb_array_elements_text(%(tenants)s::jsonb) WITH ORDINALITY AS t(tenant, n)
     JOIN unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n) USING (n)
+    JOIN unnest(string_to_array(%(attempts)s, ',')::int[]) WITH ORDINALITY AS a(attempt, n) USING (n)
     JOIN jsonb_array_elements(%(results)s::jsonb) WITH ORDINALITY AS r(result, n) USING (n)
 ), held AS (
     SELECT h.ctid, u.result
@@ -231,7 +235,7 @@ WITH batch AS (
         -- LIMIT keeps this a lookup per row: flattened into a join, the planner scanned the table.
         SELECT j.ctid FROM jobs j
         WHERE j.tenant = u.tenant AND j.job_id = u.job_id
-          AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s
+          AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s AND j.attempts = u.attempt
         LIMIT 1
     ) h
 ), done AS (
@@ -249,43 +253,44 @@ SELECT pg_notify('algajobs_done_' || current_schema(), string_agg(job_id::text, 
 FROM chunked GROUP BY chunk;
 
 -- name: finish_job
--- End one held job as failed or cancelled.
+-- End one held job (in the attempt that ran) as failed or cancelled.
 WITH done AS (
     UPDATE jobs
     SET status = %(status)s, error = %(error)s, completed_at = now(), updated_at = now(),
         worker_id = NULL, lease_expires_at = NULL
     WHERE tenant = %(tenant)s AND job_id = %(job_id)s
-      AND status = 'processing' AND worker_id = %(worker_id)s
+      AND status = 'processing' AND worker_id = %(worker_id)s AND attempts = %(attempt)s
     RETURNING job_id
 )
 SELECT pg_notify('algajobs_done_' || current_schema(), job_id::text) FROM done;
 
 -- name: retry_job_later
--- Put one held job back in the queue after a failed attempt.
+-- Put one held job back in the queue after a failed attempt (the one that ran).
 UPDATE jobs
 SET status = 'queued', error = %(error)s, run_at = now() + %(delay)s, updated_at = now(),
     worker_id = NULL, lease_expires_at = NULL
 WHERE tenant = %(tenant)s AND job_id = %(job_id)s
-  AND status = 'processing' AND worker_id = %(worker_id)s;
+  AND status = 'processing' AND worker_id = %(worker_id)s AND attempts = %(attempt)s;
 
 -- name: release_jobs
 -- Hand unfinished jobs back on shutdown; the interrupted attempt does not count.
 UPDATE jobs AS j
 SET status = 'queued', attempts = greatest(j.attempts - 1, 0), worker_id = NULL,
     lease_expires_at = NULL, updated_at = now()
-FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) AS u(tenant, job_id)
+FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(attempts)s::int[]) AS u(tenant, job_id, attempt)
 WHERE j.tenant = u.tenant AND j.job_id = u.job_id
-  AND j.status = 'processing' AND j.worker_id = %(worker_id)s;
+  AND j.status = 'processing' AND j.worker_id = %(worker_id)s AND j.attempts = u.attempt;
 
 -- name: extend_leases
 -- Heartbeat: keep the jobs this worker still holds (running, or done and not yet
--- written) claimed; report which were asked to cancel. A row it gave up on is not
--- renewed, so its lease expires and maintenance requeues it. Locks in key order.
+-- written) claimed, each in the attempt it runs; report which were asked to
+-- cancel. A row it gave up on is not renewed, so its lease expires and
+-- maintenance requeues it. Locks in key order.
 WITH held AS (
     SELECT j.tenant, j.job_id
     FROM jobs AS j
-    JOIN unnest(%(tenants)s::text[], %(job_ids)s::uuid[]) AS u(tenant, job_id)
-      ON j.tenant = u.tenant AND j.job_id = u.job_id
+    JOIN unnest(%(tenants)s::text[], %(job_ids)s::uuid[], %(attempts)s::int[]) AS u(tenant, job_id, attempt)
+      ON j.tenant = u.tenant AND j.job_id = u.job_id AND j.attempts = u.attempt
     WHERE j.status = 'processing' AND j.runner_type = 'postgres' AND j.worker_id = %(worker_id)s
     ORDER BY j.tenant, j.job_id
     FOR NO KEY UPDATE OF j
@@ -549,7 +554,9 @@ WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'processing' AND 
 
 -- name: set_attempts
 -- A Temporal retry attempt starts: record it, unless its queue is paused (then it
--- does not run, and waits); say which.
+-- does not run, and waits); say which. Only on a row Temporal still runs: a late
+-- retry of a job since moved to PostgreSQL (retry_job) must not change the
+-- attempt a PostgreSQL worker's writes are fenced by.
 WITH paused AS (
     SELECT EXISTS (
         SELECT 1 FROM jobs j JOIN paused_queues p ON p.queue = j.queue
@@ -557,7 +564,8 @@ WITH paused AS (
     ) AS paused
 ), counted AS (
     UPDATE jobs SET attempts = %(attempts)s, updated_at = now()
-    WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND NOT (SELECT paused FROM paused)
+    WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND runner_type = 'temporal' AND status = 'processing'
+      AND NOT (SELECT paused FROM paused)
 )
 SELECT paused FROM paused;
 
