@@ -27,9 +27,13 @@ import platform
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import psycopg
 from bare_temporal import BareWorkflow, bare_noop
+from psycopg import sql
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -66,12 +70,24 @@ def bench_settings() -> Settings:
     )
 
 
+@asynccontextmanager
+async def bench_runner(client: Client) -> AsyncIterator[TemporalRunner]:
+    """An algajobs runner on a schema of its own, dropped afterwards."""
+    settings = bench_settings()
+    try:
+        async with TemporalRunner(settings, noop_registry(), client=client) as runner:
+            yield runner
+    finally:
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+            await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.schema_name)))
+
+
 async def latency(client: Client, samples: int) -> tuple[list[float], list[float]]:
     """Alternate one bare start and one ``schedule_job``, so both see the same server state."""
     queue = f"bare-{uuid.uuid4()}"
     bare_ms: list[float] = []
     ours_ms: list[float] = []
-    async with TemporalRunner(bench_settings(), noop_registry(), client=client) as runner:
+    async with bench_runner(client) as runner:
         for _ in range(samples):
             started = time.perf_counter()
             await client.start_workflow(BareWorkflow.run, {"x": "y"}, id=f"bare-{uuid.uuid4()}", task_queue=queue)
@@ -99,7 +115,7 @@ async def bare_throughput(client: Client, jobs: int) -> tuple[float, float]:
 
 async def ours_throughput(client: Client, jobs: int) -> tuple[float, float, int]:
     """Jobs per second until the jobs table shows all completed, CPU per job (ms), and how many it accounts for."""
-    async with TemporalRunner(bench_settings(), noop_registry(), client=client) as runner:
+    async with bench_runner(client) as runner:
         await runner.start()
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(runner.schedule_job("noop", {"x": "y"}, tenant_id="bench") for _ in range(jobs)))
