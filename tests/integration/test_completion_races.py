@@ -22,9 +22,12 @@ from algajobs.fallback.queue import ClaimedJob, Completion, QueueOps
 from algajobs.limits import Limits
 from tests.helpers import DSN
 
+HeldJobs = tuple[QueueOps, list[ClaimedJob], Database, Limits]
+"""A worker's queue operations, the jobs they hold, the database, and the worker's limits (to claim again)."""
+
 
 @pytest.fixture
-async def held(settings: Settings) -> AsyncIterator[tuple[QueueOps, list[ClaimedJob], Database]]:
+async def held(settings: Settings) -> AsyncIterator[HeldJobs]:
     """Three jobs claimed by one worker's queue operations (nothing runs them)."""
     registry = JobRegistry()
 
@@ -41,7 +44,7 @@ async def held(settings: Settings) -> AsyncIterator[tuple[QueueOps, list[Claimed
             ops = QueueOps(db, "worker-1", settings.lease_duration)
             claimed = await ops.claim(10, limits.claim_filter())
             assert len(claimed.jobs) == 3
-            yield ops, claimed.jobs, db
+            yield ops, claimed.jobs, db, limits
         finally:
             await db.close()
 
@@ -56,13 +59,10 @@ async def _statuses(db: Database) -> list[str]:
         return [r["s"] for r in await cur.fetchall()]
 
 
-async def test_a_completion_waiting_behind_a_lease_renewal_still_completes(
-    held: tuple[QueueOps, list[ClaimedJob], Database], settings: Settings
-) -> None:
+async def test_a_completion_waiting_behind_a_lease_renewal_still_completes(held: HeldJobs, settings: Settings) -> None:
     """The heartbeat updates a row while the completion waits for it: the completion lands on the new version."""
-    ops, jobs, db = held
-    other = await _session(settings)
-    try:
+    ops, jobs, db, _ = held
+    async with await _session(settings) as other:
         await other.execute(
             "UPDATE jobs SET lease_expires_at = now() + interval '30 seconds' WHERE job_id = %s", [jobs[1].job_id]
         )
@@ -71,18 +71,15 @@ async def test_a_completion_waiting_behind_a_lease_renewal_still_completes(
         assert not completing.done()  # it waits for the renewal's lock
         await other.commit()
         await asyncio.wait_for(completing, 10)
-    finally:
-        await other.close()
     assert await _statuses(db) == ["completed"] * 3
 
 
 async def test_an_open_once_step_blocks_neither_heartbeat_nor_completion_nor_cancel(
-    held: tuple[QueueOps, list[ClaimedJob], Database], settings: Settings
+    held: HeldJobs, settings: Settings
 ) -> None:
     """A step's foreign-key check holds KEY SHARE on its job row for the whole step; the worker's own writes pass."""
-    ops, jobs, db = held
-    step = await _session(settings)
-    try:
+    ops, jobs, db, _ = held
+    async with await _session(settings) as step:
         await step.execute(
             "INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, once) "
             "VALUES ('acme', gen_random_uuid(), %s, 'charge', 'processing', true)",
@@ -94,26 +91,18 @@ async def test_an_open_once_step_blocks_neither_heartbeat_nor_completion_nor_can
         cancelled = await asyncio.wait_for(db.fetch("cancel_job", {"tenant": "acme", "job_id": jobs[0].job_id}), 5)
         assert [r["status"] for r in cancelled] == ["processing"]  # asked to stop, still running
         await step.rollback()
-    finally:
-        await step.close()
     assert sorted(await _statuses(db)) == ["completed", "processing", "processing"]
 
 
-async def test_an_earlier_attempt_no_longer_finishes_the_job(
-    held: tuple[QueueOps, list[ClaimedJob], Database], settings: Settings
-) -> None:
+async def test_an_earlier_attempt_no_longer_finishes_the_job(held: HeldJobs) -> None:
     """The same worker claimed the job again after its lease lapsed: the old run's writes leave the new one alone."""
-    ops, jobs, db = held
+    ops, jobs, db, limits = held
     stale = jobs[0]
     async with db.pool.connection() as conn:  # as recover_expired does once the lease lapses
         await conn.execute(
             "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE job_id = %s",
             [stale.job_id],
         )
-    registry = JobRegistry()
-    registry.handler("noop")(_noop)
-    limits = Limits(registry, settings)
-    limits.load()
     (again,) = (await ops.claim(10, limits.claim_filter())).jobs
     assert (again.job_id, again.attempt) == (stale.job_id, stale.attempt + 1)
 
@@ -132,10 +121,6 @@ async def test_an_earlier_attempt_no_longer_finishes_the_job(
     assert (info["status"], info["attempts"], info["result"]) == ("completed", 2, "fresh")
 
 
-async def _noop(ctx: JobContext, data: Any) -> None:
-    return None
-
-
 async def _row(db: Database, job_id: UUID) -> dict[str, Any]:
     async with db.pool.connection() as conn:
         query = "SELECT status::text AS status, attempts, result, lease_expires_at FROM jobs WHERE job_id = %s"
@@ -146,10 +131,10 @@ async def _row(db: Database, job_id: UUID) -> dict[str, Any]:
 
 
 async def test_a_late_temporal_retry_does_not_change_a_postgres_workers_attempt(
-    held: tuple[QueueOps, list[ClaimedJob], Database],
+    held: HeldJobs,
 ) -> None:
     """A retry of the handler activity of a job since moved to PostgreSQL records nothing on its row."""
-    ops, jobs, db = held
+    ops, jobs, db, _ = held
     job = jobs[0]
     assert not await TemporalRecords(db, row_wait=1.0).set_attempts(job.tenant_id, job.job_id, job.attempt + 1)
     assert (await _row(db, job.job_id))["attempts"] == job.attempt

@@ -7,6 +7,7 @@ does, and the claim under test runs meanwhile.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -42,26 +43,24 @@ async def queue(settings: Settings) -> AsyncIterator[tuple[QueueOps, Limits]]:
             await db.close()
 
 
-async def _hold(settings: Settings, count: int) -> psycopg.AsyncConnection[Any]:
+@asynccontextmanager
+async def _holding(settings: Settings, count: int) -> AsyncIterator[None]:
     """A transaction holding the best ``count`` queued jobs, as another worker's claim does while it runs."""
-    conn = await psycopg.AsyncConnection.connect(DSN, options=f"-c search_path={settings.schema_name}")
-    await conn.execute(
-        "SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY priority DESC LIMIT %s FOR NO KEY UPDATE",
-        [count],
-    )
-    return conn
+    async with await psycopg.AsyncConnection.connect(DSN, options=f"-c search_path={settings.schema_name}") as conn:
+        await conn.execute(
+            "SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY priority DESC LIMIT %s FOR NO KEY UPDATE",
+            [count],
+        )
+        yield
+        await conn.rollback()
 
 
 async def test_a_claim_takes_the_next_jobs_while_another_claim_holds_the_best(
     queue: tuple[QueueOps, Limits], settings: Settings
 ) -> None:
     ops, limits = queue
-    other = await _hold(settings, 10)
-    try:
+    async with _holding(settings, 10):
         claimed = await ops.claim(10, limits.claim_filter())
-    finally:
-        await other.rollback()
-        await other.close()
     assert sorted(job.data for job in claimed.jobs) == list(range(10, 20))
 
 
@@ -70,12 +69,8 @@ async def test_a_claim_that_finds_every_due_job_held_reports_contention(
 ) -> None:
     """Nothing to take now, but the queue is not empty: the worker claims again at once instead of idling."""
     ops, limits = queue
-    other = await _hold(settings, 30)
-    try:
+    async with _holding(settings, 30):
         claimed = await ops.claim(10, limits.claim_filter())
-    finally:
-        await other.rollback()
-        await other.close()
     assert claimed.jobs == []
     assert claimed.contended
     again = await ops.claim(10, limits.claim_filter())
