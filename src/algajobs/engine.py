@@ -15,7 +15,6 @@ point either way: a run that finds the row taken or gone does not run the job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +22,7 @@ from .db import Transaction
 from .enums import RunnerType
 from .models import EngineHealth, ScheduleResult
 from .schedule_spec import ScheduleSpec
-from .scheduling import JobRequest
+from .scheduling import JobBatch, JobRequest
 from .store import CancelOutcome
 
 
@@ -80,8 +79,8 @@ class Engine(Protocol):
     async def adopt(self, request: JobRequest, *, within: float | None = None) -> Admission:
         """Take a job whose row already exists: an outbox row after commit, or a row another engine let go."""
 
-    async def admit_many(self, requests: Sequence[JobRequest]) -> list[Admission]:
-        """Admit a batch of fresh jobs of one tenant; one admission per request, in order."""
+    async def admit_many(self, batch: JobBatch) -> list[Admission]:
+        """Admit a batch of fresh jobs of one tenant and name; one admission per job, in order."""
 
     async def register_recurring(
         self, request: JobRequest, spec: ScheduleSpec, *, within: float | None = None, tx: Transaction | None = None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Protocol
 
 from .circuit import CircuitBreaker, CircuitState
@@ -21,7 +20,7 @@ from .engine import Accepted, Admission, Ambiguous, Engine, Refused
 from .errors import ConfigurationError, EngineUnavailableError
 from .models import ScheduleResult
 from .schedule_spec import ScheduleSpec
-from .scheduling import JobRequest
+from .scheduling import JobBatch, JobRequest
 from .store import JobStore
 from .telemetry import schedule_span
 
@@ -42,7 +41,7 @@ class Routing(Protocol):
     async def schedule(self, request: JobRequest) -> ScheduleResult:
         """Admit one validated job; EngineUnavailableError when no engine takes it."""
 
-    async def schedule_many(self, requests: Sequence[JobRequest]) -> list[ScheduleResult]:
+    async def schedule_many(self, batch: JobBatch) -> list[ScheduleResult]:
         """Admit a batch of fresh jobs of one tenant and name."""
 
     async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
@@ -85,10 +84,13 @@ class Direct:
         with schedule_span(request.name, request.tenant_id, self.engine.kind):
             return await self._settle(request, await self.engine.admit(request))
 
-    async def schedule_many(self, requests: Sequence[JobRequest]) -> list[ScheduleResult]:
+    async def schedule_many(self, batch: JobBatch) -> list[ScheduleResult]:
         """Admit the batch on the engine; each refusal is settled like a single call's."""
-        admissions = await self.engine.admit_many(requests)
-        return [await self._settle(r, a) for r, a in zip(requests, admissions, strict=True)]
+        admissions = await self.engine.admit_many(batch)
+        return [
+            admission.result if isinstance(admission, Accepted) else await self._settle(batch.requests[at], admission)
+            for at, admission in enumerate(admissions)
+        ]
 
     async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
         """Register on the engine; EngineUnavailableError if it does not take it."""
@@ -172,19 +174,19 @@ class Failover:
         finally:
             self.breaker.release()  # a half-open probe that never reached Temporal must not stay taken
 
-    async def schedule_many(self, requests: Sequence[JobRequest]) -> list[ScheduleResult]:
+    async def schedule_many(self, batch: JobBatch) -> list[ScheduleResult]:
         """An open breaker: the batch to PostgreSQL in one statement; else each job as a call, concurrently.
 
         The Temporal engine bounds the starts in flight; each job falls back on its own.
         """
         if self.breaker.state is CircuitState.OPEN:
             results = []
-            for request, admission in zip(requests, await self.fallback.admit_many(requests), strict=True):
+            for job_id, admission in zip(batch.job_ids, await self.fallback.admit_many(batch), strict=True):
                 if not isinstance(admission, Accepted):
-                    raise EngineUnavailableError(f"job {request.job_id} was not accepted: {admission.reason}")
+                    raise EngineUnavailableError(f"job {job_id} was not accepted: {admission.reason}")
                 results.append(admission.result)
             return results
-        return list(await asyncio.gather(*(self.schedule(r) for r in requests)))
+        return list(await asyncio.gather(*(self.schedule(r) for r in batch.requests)))
 
     async def register_recurring(self, request: JobRequest, spec: ScheduleSpec) -> ScheduleResult:
         """A Temporal Schedule when the breaker allows (retiring an outage-time twin); else PostgreSQL."""

@@ -228,12 +228,12 @@ class Runner:
         """
         if not isinstance(payloads, list | tuple) or not 1 <= len(payloads) <= MAX_BATCH:
             raise ValidationError(f"a batch is a list of 1..{MAX_BATCH} payloads")
-        requests = scheduling.prepare_batch(
+        batch = scheduling.prepare_batch(
             self.registry, self.settings, name, list(payloads), tenant_id=tenant_id, user_id=user_id, priority=priority
         )
         if connection is not None:
-            return await self._enqueue_many(requests, connection)
-        return await self._require_routing().schedule_many(requests)
+            return await self._enqueue_many(batch, connection)
+        return await self._require_routing().schedule_many(batch)
 
     async def schedule_recurring_job(
         self,
@@ -270,10 +270,10 @@ class Runner:
         async with joined(connection, self.settings.schema_name) as tx:
             return await self._require_routing().first_choice.enqueue(request, tx)
 
-    async def _enqueue_many(self, requests: list[scheduling.JobRequest], connection: Any) -> list[ScheduleResult]:
+    async def _enqueue_many(self, batch: scheduling.JobBatch, connection: Any) -> list[ScheduleResult]:
         engine = self._require_routing().first_choice
         async with joined(connection, self.settings.schema_name) as tx:
-            return [await engine.enqueue(request, tx) for request in requests]
+            return [await engine.enqueue(request, tx) for request in batch.requests]
 
     async def fail_back_schedules(self) -> int:
         """Move recurring jobs registered on PostgreSQL during an outage back to Temporal; return how many.

@@ -116,6 +116,27 @@ def encode_payload(data: Any, limit: int) -> str:
     surrogates stay raw, so the UTF-8 encoding the size check needs anyway
     fails on them; a NUL is always escaped, so one substring test finds it.
     """
+    text, size = _encode(data)
+    if size > limit:
+        raise PayloadTooLargeError(f"payload is {size} bytes; the limit is {limit} (JOB_MAX_PAYLOAD_BYTES)")
+    return text
+
+
+def encode_payloads(values: list[Any], limit: int) -> str:
+    """Payloads as one JSON array, each checked as :func:`encode_payload` checks one.
+
+    One pass for the whole batch: a payload is never larger than the array
+    holding it, so only an array over ``limit`` is encoded again payload by
+    payload, to find one that is.
+    """
+    text, size = _encode(values)
+    if size <= limit:
+        return text
+    return f"[{','.join([encode_payload(value, limit) for value in values])}]"
+
+
+def _encode(data: Any) -> tuple[str, int]:
+    """``data`` as JSON text and its size in UTF-8 bytes; PayloadValidationError for what ``jsonb`` cannot hold."""
     try:
         text = _ENCODER.encode(data)
         size = len(text.encode())
@@ -131,9 +152,7 @@ def encode_payload(data: Any, limit: int) -> str:
         raise PayloadValidationError(f"payload cannot be encoded as JSON: {exc}") from None
     if "\\u0000" in text and _JSON_NUL.search(text):
         raise PayloadValidationError("payload contains a NUL character (\\u0000); PostgreSQL cannot store it")
-    if size > limit:
-        raise PayloadTooLargeError(f"payload is {size} bytes; the limit is {limit} (JOB_MAX_PAYLOAD_BYTES)")
-    return text
+    return text, size
 
 
 def encode_result(value: Any) -> str:

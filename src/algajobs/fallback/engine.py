@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ..db import Database, Transaction, batch_spans
+from ..db import BATCH_BYTES, Database, Transaction, batch_spans
 from ..encryption import Column, seal
 from ..engine import Accepted, Admission
 from ..enums import JobStatus, RunnerType
@@ -12,7 +10,7 @@ from ..limits import Limits
 from ..models import EngineHealth, ScheduleResult
 from ..registry import JobRegistry
 from ..schedule_spec import ScheduleSpec
-from ..scheduling import JobRequest
+from ..scheduling import JobBatch, JobRequest
 from ..settings import Settings
 from ..store import CancelOutcome, JobStore
 from ..telemetry import carrier
@@ -62,32 +60,31 @@ class PostgresEngine:
         owner = await self._store.hand_over(request, "Temporal did not take it; queued on PostgreSQL")
         return Accepted(ScheduleResult(job_id=request.job_id, external_id=None, runner_type=owner))
 
-    async def admit_many(self, requests: Sequence[JobRequest]) -> list[Admission]:
+    async def admit_many(self, batch: JobBatch) -> list[Admission]:
         """Queue fresh jobs of one tenant, name and user in a single statement."""
-        first = requests[0]
-        datas = [r.data_json for r in requests]
-        if (keys := self._db.keys) is not None:
-            datas = [seal(keys, d, tenant=first.tenant_id, column=Column.DATA) for d in datas]
         shared = {
-            "tenant": first.tenant_id,
-            "type": first.name,
-            "user_id": first.user_id,
-            "priority": first.priority,
+            "tenant": batch.tenant_id,
+            "type": batch.name,
+            "user_id": batch.user_id,
+            "priority": batch.priority,
             "run_at": None,
-            "max_attempts": first.definition.retry.max_attempts,
-            "queue": first.definition.queue,
+            "max_attempts": batch.definition.retry.max_attempts,
+            "queue": batch.definition.queue,
         }
-        chunks = [
-            {
-                **shared,
-                "job_ids": ",".join([str(r.job_id) for r in requests[start:end]]),
-                "datas": f"[{','.join(datas[start:end])}]",
-            }
-            for start, end in batch_spans([len(d) for d in datas])
-        ]
+        ids = [job_id.hex for job_id in batch.job_ids]  # 32 hex digits: PostgreSQL's uuid input takes them
+        if (keys := self._db.keys) is None and len(batch.payloads_json) <= BATCH_BYTES:
+            chunks = [{**shared, "job_ids": ",".join(ids), "datas": batch.payloads_json}]
+        else:  # sealed one by one, or past what one JSON value holds: several statements, one transaction
+            datas = batch.payload_texts
+            if keys is not None:
+                datas = [seal(keys, d, tenant=batch.tenant_id, column=Column.DATA) for d in datas]
+            chunks = [
+                {**shared, "job_ids": ",".join(ids[start:end]), "datas": f"[{','.join(datas[start:end])}]"}
+                for start, end in batch_spans([len(d) for d in datas])
+            ]
         if len(chunks) == 1:
             await self._db.execute("insert_jobs", chunks[0])
-        else:  # payloads past what one JSON value holds: several statements, one transaction
+        else:
 
             async def insert_all(tx: Transaction) -> None:
                 for params in chunks:
@@ -95,8 +92,8 @@ class PostgresEngine:
 
             await self._db.transact(insert_all, what="insert_jobs")
         return [
-            Accepted(ScheduleResult(job_id=r.job_id, external_id=None, runner_type=RunnerType.POSTGRES))
-            for r in requests
+            Accepted(ScheduleResult(job_id=job_id, external_id=None, runner_type=RunnerType.POSTGRES))
+            for job_id in batch.job_ids
         ]
 
     async def register_recurring(

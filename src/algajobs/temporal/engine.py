@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -33,7 +32,7 @@ from ..models import EngineHealth, ScheduleResult
 from ..queues import task_queue_for, type_task_queue
 from ..registry import JobRegistry
 from ..schedule_spec import ScheduleSpec, SpecKind
-from ..scheduling import JobRequest
+from ..scheduling import JobBatch, JobRequest
 from ..settings import Settings
 from ..store import CancelOutcome, JobStore
 from ..workflows import WORKFLOW_NAME
@@ -172,7 +171,7 @@ class TemporalEngine:
         )
         return Accepted(result)
 
-    async def admit_many(self, requests: Sequence[JobRequest]) -> list[Admission]:
+    async def admit_many(self, batch: JobBatch) -> list[Admission]:
         """Admit each job (a workflow per job), a bounded number at a time."""
         gate = asyncio.Semaphore(_BATCH_CONCURRENCY)
 
@@ -180,7 +179,7 @@ class TemporalEngine:
             async with gate:
                 return await self.admit(request)
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        return list(await asyncio.gather(*(one(r) for r in batch.requests)))
 
     async def write_row(self, request: JobRequest) -> ScheduleResult:
         """Write the job row as queued on Temporal (an existing id or singleton key wins)."""
