@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     fetch_batch_size: int = Field(
         default=50, ge=1, le=1_000, validation_alias=_env("fetch_batch_size", "JOB_FETCH_BATCH_SIZE")
     )
-    """Most jobs claimed per fetch query (``JOB_FETCH_BATCH_SIZE``)."""
+    """Most jobs claimed per fetch query, and most claimed ahead of free slots (``JOB_FETCH_BATCH_SIZE``)."""
     queues: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         default=None, validation_alias=_env("queues", "JOB_QUEUES")
     )

@@ -56,8 +56,8 @@ class HandlerTimeoutError(TimeoutError):
 
 async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outcome:
     """Run the handler under its timeout and classify the result; never raises."""
-    if isinstance(data, EncryptedPayload):  # no key here opens it: the handler must not see the marker
-        return Failed(PayloadDecryptionError(data.reason), retryable=False)
+    if (unstarted := _not_started(ctx, data)) is not None:
+        return unstarted
     # As on Temporal, a cancel interrupts an async handler at once (the handler
     # runs in this task: cancelling the task is the interrupt); a plain ``def``
     # runs in a thread that cannot be interrupted and sees the flag only.
@@ -94,6 +94,15 @@ async def execute(definition: JobDefinition, ctx: JobContext, data: Any) -> Outc
     if ctx.cancelled:
         return Cancelled(ctx.cancel_reason or "cancelled")
     return _completed(result)
+
+
+def _not_started(ctx: JobContext, data: Any) -> Failed | Cancelled | None:
+    """The outcome of a job whose handler must not start; None when it may."""
+    if isinstance(data, EncryptedPayload):  # no key here opens it: the handler must not see the marker
+        return Failed(PayloadDecryptionError(data.reason), retryable=False)
+    if ctx.cancelled:  # asked to stop before it started (while claimed ahead, or claimed with a cancel pending)
+        return Cancelled(ctx.cancel_reason or "cancelled")
+    return None
 
 
 def _completed(result: Any) -> Completed | Failed:

@@ -34,7 +34,8 @@ from ..telemetry import execute_span, record_run
 from . import schedules
 from .execution import Cancelled, Completed, Failed, Outcome, execute
 from .listener import Listener
-from .queue import ClaimedJob, Completion, QueueOps
+from .prefetch import ClaimAhead
+from .queue import ClaimedJob, Completion, Held, QueueOps
 
 log = logging.getLogger("algajobs.worker")
 _PRUNE_EVERY = 600.0
@@ -94,6 +95,10 @@ class PostgresWorker:
         self._limits = limits
         self._ops = QueueOps(db, self.worker_id, settings.lease_duration)
         self._running: dict[UUID, _Running] = {}
+        # At most ``worker_concurrency`` handlers run at once; jobs claimed ahead wait for a slot.
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._ahead = ClaimAhead(settings.worker_concurrency, settings.fetch_batch_size)
+        self._unstarted: set[Held] = set()  # claimed, waiting for a slot
         # Jobs interrupted by stop(): they go back to the queue, whatever their handler returns.
         self._handing_back: set[UUID] = set()
         self._wake = asyncio.Event()
@@ -139,6 +144,11 @@ class PostgresWorker:
         self._slot_freed.set()
         if self._fetcher:
             await asyncio.wait([self._fetcher])  # finishes its current claim, so nothing claimed is dropped
+        # Jobs claimed ahead that never got a slot go back at once, unrun, instead of starting now.
+        unstarted = [r for r in self._running.values() if r.job.held in self._unstarted]
+        for item in unstarted:
+            item.task.cancel()
+        await asyncio.gather(*(r.task for r in unstarted), return_exceptions=True)
         running = list(self._running.values())
         if running:
             log.info("waiting up to %.1fs for %d running job(s)", grace, len(running))
@@ -150,13 +160,13 @@ class PostgresWorker:
             item.task.cancel()
         await asyncio.gather(*(r.task for r in leftovers), return_exceptions=True)
         try:
-            await self._ops.release([r.job for r in leftovers])
+            await self._ops.release([r.job for r in unstarted + leftovers])
             await self._flush()
         finally:
             await self._supervisor.stop()
             self.state = WorkerState.STOPPED
-        if leftovers:
-            log.info("handed %d unfinished job(s) back to the queue", len(leftovers))
+        if unstarted or leftovers:
+            log.info("handed %d unfinished job(s) back to the queue", len(unstarted) + len(leftovers))
 
     # -- notifications -------------------------------------------------------
 
@@ -183,7 +193,7 @@ class PostgresWorker:
             if self._supervisor.dead.is_set():
                 log.critical("worker stops fetching: loop %r kept crashing", self._supervisor.failed_loop)
                 return
-            free = concurrency - len(self._running)
+            free = concurrency + self._ahead.jobs - len(self._running)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -202,6 +212,7 @@ class PostgresWorker:
             if not allowed.types:  # every type it serves is at its cap: wait for one to finish
                 await self._idle_wait()
                 continue
+            sent = time.perf_counter()
             try:
                 claimed = await self._ops.claim(want, allowed)
             except Exception:
@@ -214,7 +225,10 @@ class PostgresWorker:
             # A short claim is not an empty queue: tenants' shares and caps leave work for the next one.
             if claimed.jobs:
                 walked = 0
-                await asyncio.sleep(0)  # the claimed jobs start before the next claim is built
+                self._ahead.claimed(time.perf_counter() - sent)
+                if not self._ahead.jobs:
+                    await asyncio.sleep(0)  # the claimed jobs start before the next claim is built
+                # else: the next claim goes out first, and these jobs run while it is in flight
             elif claimed.contended:  # another worker got there first: the queue is not empty
                 await asyncio.sleep(_CONTENDED_PAUSE)
             elif claimed.more_tenants and walked < _WALK_ON:
@@ -246,22 +260,15 @@ class PostgresWorker:
         )
         if job.cancel_requested:
             ctx.request_cancel("cancel requested")
+        self._unstarted.add(job.held)
         task = asyncio.create_task(self._run_job(job, ctx))
         self._running[job.job_id] = _Running(job, ctx, task)
 
     async def _run_job(self, job: ClaimedJob, ctx: JobContext) -> None:
         try:
-            try:
-                definition = self._registry.get(job.name)
-            except UnknownJobError as exc:
-                await self._ops.finish(job, JobStatus.FAILED, str(exc))
-                self.stats.failed += 1
-                return
-            started = time.perf_counter()
-            with execute_span(job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.trace) as span:
-                outcome = await execute(definition, ctx, job.data)
-                record_run(span, RunnerType.POSTGRES, job.name, outcome.status, started, _error_of(outcome))
-            await self._record(job, definition, outcome)
+            async with self._slots:
+                self._unstarted.discard(job.held)
+                await self._run_held(job, ctx)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -269,6 +276,7 @@ class PostgresWorker:
             # expires and another attempt picks the job up.
             log.exception("recording the outcome of job %s failed", job.job_id, extra=_log_fields(job))
         finally:
+            self._unstarted.discard(job.held)
             # Only this attempt's entry: after its lease lapsed, this worker may already run the next one.
             if (current := self._running.get(job.job_id)) is not None and current.job.attempt == job.attempt:
                 del self._running[job.job_id]
@@ -276,6 +284,20 @@ class PostgresWorker:
             self._slot_freed.set()
             if self._limits.capped:
                 self._wake.set()  # jobs held back by a cap may fit now
+
+    async def _run_held(self, job: ClaimedJob, ctx: JobContext) -> None:
+        try:
+            definition = self._registry.get(job.name)
+        except UnknownJobError as exc:
+            await self._ops.finish(job, JobStatus.FAILED, str(exc))
+            self.stats.failed += 1
+            return
+        started = time.perf_counter()
+        with execute_span(job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.trace) as span:
+            outcome = await execute(definition, ctx, job.data)
+            record_run(span, RunnerType.POSTGRES, job.name, outcome.status, started, _error_of(outcome))
+        self._ahead.ran(time.perf_counter() - started)
+        await self._record(job, definition, outcome)
 
     async def _record(self, job: ClaimedJob, definition: JobDefinition, outcome: Outcome) -> None:
         match outcome:
