@@ -72,6 +72,13 @@ class JobDefinition:
             ]
             return serializer.to_python(adapter.validate_python(items), mode="json", by_alias=True)  # type: ignore[no-any-return]
         except pydantic.ValidationError as exc:
+            # The first bad payload, with the error a single call gives (not every error of the batch).
+            loc = exc.errors(include_url=False)[0]["loc"]
+            at = loc[0] if loc and isinstance(loc[0], int) else 0
+            try:
+                self.validate_payload(payloads[at])
+            except PayloadValidationError as single:
+                raise PayloadValidationError(f"{single} (payload {at} of the batch)") from None
             raise PayloadValidationError(f"payload for {self.name!r} is invalid: {exc}") from None
         except (ValueError, TypeError, RecursionError) as exc:
             raise PayloadValidationError(f"payload for {self.name!r} cannot be serialized to JSON: {exc}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -38,8 +39,12 @@ def gate(registry: JobRegistry) -> Gate:
 
 @pytest.fixture
 async def two_slots(settings: Settings, registry: JobRegistry, gate: Gate) -> AsyncIterator[PostgresRunner]:
-    """A worker with 2 slots that has run 20 no-op jobs: it claims 2 jobs ahead of its free slots."""
-    async with PostgresRunner(settings.model_copy(update={"worker_concurrency": 2}), registry) as runner:
+    """A worker with 2 slots that has run 20 no-op jobs: it claims 2 jobs ahead of its free slots.
+
+    Its lease is 30 s, so a job claimed ahead waits up to 1 s for a slot before it is handed back.
+    """
+    update = {"worker_concurrency": 2, "lease_duration": timedelta(seconds=30)}
+    async with PostgresRunner(settings.model_copy(update=update), registry) as runner:
         await runner.start()
         await runner.schedule_jobs("gate", [{"name": f"warm{i}"} for i in range(20)], tenant_id="t1")
         await eventually(lambda: _status_counts(runner), lambda c: c.get(JobStatus.COMPLETED) == 20)
@@ -83,20 +88,27 @@ async def test_a_job_cancelled_while_it_waits_for_a_slot_never_runs(two_slots: P
     """The cancel reaches the waiting job: when a slot frees, it ends cancelled and its handler never starts."""
     *_, w1, w2 = await _two_running_two_waiting(two_slots, gate)
     await two_slots.cancel_job(w1.job_id, tenant_id="t1", cancelled_by="test")
-    await asyncio.sleep(0.2)  # the cancel notice reaches the worker while w1 waits
+    worker = two_slots.worker
+    assert worker is not None
+    await eventually(lambda: asyncio.sleep(0, result=worker._running[w1.job_id].ctx.cancelled), bool, within=0.8)
     gate.release.set()
     assert (await eventually(lambda: _status(two_slots, w1), lambda s: s[0].is_finished))[0] is JobStatus.CANCELLED
     assert (await eventually(lambda: _status(two_slots, w2), lambda s: s[0].is_finished))[0] is JobStatus.COMPLETED
     assert "w1" not in gate.started
 
 
-async def test_stop_hands_back_jobs_claimed_ahead_without_running_them(two_slots: PostgresRunner, gate: Gate) -> None:
-    """A stopping worker lets running jobs finish, but slots freed meanwhile start nothing it claimed ahead."""
+async def test_stop_hands_back_jobs_claimed_ahead_at_once_without_running_them(
+    two_slots: PostgresRunner, gate: Gate
+) -> None:
+    """A stopping worker hands back what it claimed ahead before its grace period, and starts none of it."""
     b1, b2, w1, w2 = await _two_running_two_waiting(two_slots, gate)
     assert two_slots.worker is not None
     stopping = asyncio.create_task(two_slots.worker.stop(grace=5))
-    await asyncio.sleep(0.2)
-    gate.release.set()  # both slots free up during the grace period
+    # Back in the queue while both slots are still busy: not after the grace period.
+    await eventually(lambda: _status(two_slots, w2), lambda s: s == (JobStatus.QUEUED, 0), within=0.8)
+    assert await _status(two_slots, w1) == (JobStatus.QUEUED, 0)
+    assert not stopping.done()
+    gate.release.set()  # both slots free up during the grace period: they start nothing
     await asyncio.wait_for(stopping, 10)
     assert [await _status(two_slots, job) for job in (b1, b2, w1, w2)] == [
         (JobStatus.COMPLETED, 1),
@@ -107,24 +119,24 @@ async def test_stop_hands_back_jobs_claimed_ahead_without_running_them(two_slots
     assert sorted(gate.started) == ["b1", "b2"]
 
 
-async def test_a_worker_with_long_handlers_claims_nothing_ahead(
-    settings: Settings, registry: JobRegistry, gate: Gate
+async def test_jobs_claimed_ahead_behind_handlers_that_got_longer_go_back_to_the_queue(
+    two_slots: PostgresRunner, gate: Gate
 ) -> None:
-    """After a handler longer than a claim, a busy one-slot worker leaves the next job to other workers."""
-    async with PostgresRunner(settings.model_copy(update={"worker_concurrency": 1}), registry) as runner:
+    """The averages said short, the handlers now block: after 1 s the waiting jobs are handed back, unrun.
 
-        @registry.handler("slow")
-        async def slow(ctx: JobContext, data: None) -> None:
-            await asyncio.sleep(0.3)
-
-        await runner.start()
-        first = await runner.schedule_job("slow", None, tenant_id="t1")
-        await eventually(lambda: _status(runner, first), lambda s: s[0] is JobStatus.COMPLETED)
-        blocker = await runner.schedule_job("gate", {"name": "b", "block": True}, tenant_id="t1")
-        await eventually(lambda: asyncio.sleep(0, result=gate.started), lambda s: s == ["b"])
-        nxt = await runner.schedule_job("gate", {"name": "n"}, tenant_id="t1")
-        await asyncio.sleep(0.5)  # several polls and a notice: a claim ahead would have taken it by now
-        assert await _status(runner, nxt) == (JobStatus.QUEUED, 0)
-        gate.release.set()
-        assert (await eventually(lambda: _status(runner, nxt), lambda s: s[0].is_finished))[0] is JobStatus.COMPLETED
-        assert (await _status(runner, blocker))[0] is JobStatus.COMPLETED
+    The worker then claims none ahead until a handler finishes, so they wait in the queue
+    (where another worker could take them), and run once a slot frees.
+    """
+    b1, b2, w1, w2 = await _two_running_two_waiting(two_slots, gate)
+    for job in (w1, w2):
+        await eventually(lambda j=job: _status(two_slots, j), lambda s: s == (JobStatus.QUEUED, 0), within=3)
+    assert [await _status(two_slots, job) for job in (b1, b2)] == [(JobStatus.PROCESSING, 1)] * 2
+    await asyncio.sleep(0.3)  # notices and polls: a worker still claiming ahead would take them again at once
+    assert [await _status(two_slots, job) for job in (w1, w2)] == [(JobStatus.QUEUED, 0)] * 2
+    gate.release.set()
+    for job in (w1, w2):
+        assert await eventually(lambda j=job: _status(two_slots, j), lambda s: s[0].is_finished) == (
+            JobStatus.COMPLETED,
+            1,
+        )
+    assert sorted(gate.started) == ["b1", "b2", "w1", "w2"]

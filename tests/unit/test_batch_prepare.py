@@ -79,8 +79,13 @@ def test_models_validate_and_serialize_by_alias_and_errors_name_the_payload() ->
         registry, settings, "order", [Order(sku="a", quantity=1), {"sku": "b", "quantity": 2}], tenant_id="t"
     )
     assert batch.values == [{"sku": "a", "quantity": 1}, {"sku": "b", "quantity": 2}]
-    with pytest.raises(PayloadValidationError, match=r"payload for 'order' is invalid: .*\n1\.quantity"):
-        prepare_batch(registry, settings, "order", [{"sku": "a", "quantity": 1}, {"sku": "b"}], tenant_id="t")
+    bad = [{"sku": f"s{i}"} for i in range(1000)]  # every one invalid: the message names only the first
+    for payloads, at in (([{"sku": "a", "quantity": 1}, {"sku": "b"}], 1), (bad, 0)):
+        with pytest.raises(PayloadValidationError) as single:
+            prepare(registry, settings, "order", payloads[at], tenant_id="t")
+        with pytest.raises(PayloadValidationError) as batched:
+            prepare_batch(registry, settings, "order", payloads, tenant_id="t")
+        assert str(batched.value) == f"{single.value} (payload {at} of the batch)"
 
 
 def test_fresh_ids_are_distinct_random_uuids() -> None:

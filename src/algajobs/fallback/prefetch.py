@@ -15,7 +15,10 @@ class ClaimAhead:
     jobs as its slots finish during one claim (concurrency * claim time /
     handler time, from moving averages), at most one batch and at most its
     concurrency. Such a job waits for a slot about one claim round trip on
-    average; handlers much longer than a claim get none claimed ahead.
+    average; with handlers longer than concurrency times a claim, none is
+    claimed ahead. When the handlers get longer than the averages say, a job
+    claimed ahead waits too long: the worker hands it back and calls
+    :meth:`stalled`, and claims none ahead until a job finishes again.
     """
 
     def __init__(self, concurrency: int, batch: int) -> None:
@@ -38,8 +41,12 @@ class ClaimAhead:
         self._claim = _averaged(self._claim, seconds)
 
     def ran(self, seconds: float) -> None:
-        """A handler ran for ``seconds``, from getting its slot to its outcome."""
+        """A job held its slot for ``seconds`` (its handler, then writing its outcome)."""
         self._run = _averaged(self._run, seconds)
+
+    def stalled(self) -> None:
+        """A job claimed ahead waited too long for a slot: claim none ahead until a job finishes again."""
+        self._run = None
 
 
 def _averaged(average: float | None, sample: float) -> float:

@@ -44,6 +44,7 @@ _CONTENDED_PAUSE = 0.002  # lets the other worker's claim commit before we read 
 _REFILL_PAUSE = 0.002
 # Empty rings walked in a row before waiting: each looks at the next batch of tenants.
 _WALK_ON = 100
+_LONGEST_SLOT_WAIT = 1.0
 
 
 class WorkerState(StrEnum):
@@ -98,6 +99,8 @@ class PostgresWorker:
         # At most ``worker_concurrency`` handlers run at once; jobs claimed ahead wait for a slot.
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._ahead = ClaimAhead(settings.worker_concurrency, settings.fetch_batch_size)
+        # A job claimed ahead that gets no slot this soon goes back to the queue (handlers got longer).
+        self._slot_wait = min(_LONGEST_SLOT_WAIT, settings.lease_duration.total_seconds() / 4)
         self._unstarted: set[Held] = set()  # claimed, waiting for a slot
         # Jobs interrupted by stop(): they go back to the queue, whatever their handler returns.
         self._handing_back: set[UUID] = set()
@@ -144,11 +147,16 @@ class PostgresWorker:
         self._slot_freed.set()
         if self._fetcher:
             await asyncio.wait([self._fetcher])  # finishes its current claim, so nothing claimed is dropped
-        # Jobs claimed ahead that never got a slot go back at once, unrun, instead of starting now.
+        # Jobs claimed ahead that never got a slot go back at once, unrun: they must not start
+        # during the grace period, and once out of the running set nothing renews their lease.
         unstarted = [r for r in self._running.values() if r.job.held in self._unstarted]
         for item in unstarted:
             item.task.cancel()
         await asyncio.gather(*(r.task for r in unstarted), return_exceptions=True)
+        try:
+            await self._ops.release([r.job for r in unstarted])
+        except Exception:  # their leases lapse and maintenance requeues them
+            log.exception("handing back %d job(s) claimed ahead failed", len(unstarted))
         running = list(self._running.values())
         if running:
             log.info("waiting up to %.1fs for %d running job(s)", grace, len(running))
@@ -160,7 +168,7 @@ class PostgresWorker:
             item.task.cancel()
         await asyncio.gather(*(r.task for r in leftovers), return_exceptions=True)
         try:
-            await self._ops.release([r.job for r in unstarted + leftovers])
+            await self._ops.release([r.job for r in leftovers])
             await self._flush()
         finally:
             await self._supervisor.stop()
@@ -226,9 +234,9 @@ class PostgresWorker:
             if claimed.jobs:
                 walked = 0
                 self._ahead.claimed(time.perf_counter() - sent)
-                if not self._ahead.jobs:
+                if len(claimed.jobs) < want or not self._ahead.jobs:
                     await asyncio.sleep(0)  # the claimed jobs start before the next claim is built
-                # else: the next claim goes out first, and these jobs run while it is in flight
+                # else more are likely queued: the next claim goes out first, these jobs run while it is in flight
             elif claimed.contended:  # another worker got there first: the queue is not empty
                 await asyncio.sleep(_CONTENDED_PAUSE)
             elif claimed.more_tenants and walked < _WALK_ON:
@@ -266,9 +274,15 @@ class PostgresWorker:
 
     async def _run_job(self, job: ClaimedJob, ctx: JobContext) -> None:
         try:
-            async with self._slots:
+            if not await self._take_slot(job):
+                return
+            try:
                 self._unstarted.discard(job.held)
+                started = time.perf_counter()
                 await self._run_held(job, ctx)
+                self._ahead.ran(time.perf_counter() - started)  # the whole time it held the slot
+            finally:
+                self._slots.release()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -285,6 +299,23 @@ class PostgresWorker:
             if self._limits.capped:
                 self._wake.set()  # jobs held back by a cap may fit now
 
+    async def _take_slot(self, job: ClaimedJob) -> bool:
+        """Wait for a free slot; False if none came soon enough and the job went back to the queue."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: no wait, no timer
+            return True
+        try:
+            async with asyncio.timeout(self._slot_wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            # Its handlers got longer than the claim-ahead estimate: claim none ahead until
+            # one finishes, and let another worker, or a slot here later, take this job.
+            self._ahead.stalled()
+            await self._ops.release([job])
+            log.info("job %s got no slot within %.2fs; handed back to the queue", job.job_id, self._slot_wait)
+            return False
+        return True
+
     async def _run_held(self, job: ClaimedJob, ctx: JobContext) -> None:
         try:
             definition = self._registry.get(job.name)
@@ -296,7 +327,6 @@ class PostgresWorker:
         with execute_span(job.name, job.job_id, job.tenant_id, job.attempt, RunnerType.POSTGRES, job.trace) as span:
             outcome = await execute(definition, ctx, job.data)
             record_run(span, RunnerType.POSTGRES, job.name, outcome.status, started, _error_of(outcome))
-        self._ahead.ran(time.perf_counter() - started)
         await self._record(job, definition, outcome)
 
     async def _record(self, job: ClaimedJob, definition: JobDefinition, outcome: Outcome) -> None:
