@@ -131,7 +131,7 @@ class QueueOps:
             chunk = done[start:end]
             params = {
                 "tenants": json.dumps([d.held.tenant_id for d in chunk]),
-                "job_ids": ",".join([str(d.held.job_id) for d in chunk]),
+                "job_ids": ",".join([d.held.job_id.hex for d in chunk]),  # 32 hex digits: valid uuid input
                 "attempts": ",".join([str(d.held.attempt) for d in chunk]),
                 "results": f"[{','.join(['null' if r is None else r for r in results[start:end]])}]",
                 "worker_id": self.worker_id,
