@@ -47,6 +47,11 @@ BATCH_BYTES = 64 * 1024 * 1024
 """Batch statements send their payloads as one JSON value, which holds at most about 256 MiB."""
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (what the server holds), without encoding ASCII text."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def batch_spans(sizes: Sequence[int], limit: int = BATCH_BYTES) -> list[tuple[int, int]]:
     """``(start, end)`` ranges of ``sizes`` whose sums stay within ``limit`` (one item at least each)."""
     spans: list[tuple[int, int]] = []

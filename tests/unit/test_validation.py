@@ -12,7 +12,7 @@ from algajobs import (
     PayloadTooLargeError,
     validation,
 )
-from algajobs.db import batch_spans
+from algajobs.db import batch_spans, utf8_size
 from algajobs.errors import PayloadValidationError
 from algajobs.validation import encode_result
 
@@ -71,3 +71,9 @@ def test_results_no_row_can_hold_are_refused(bad: object) -> None:
     """NaN, Infinity, NUL, a lone surrogate, a set: a handler result PostgreSQL's jsonb would refuse."""
     with pytest.raises(PayloadValidationError, match="handler result"):
         encode_result(bad)
+
+
+@pytest.mark.parametrize("text", ["", "ascii only", "ü", "€uro", "🙂" * 3, '{"k":"ß"}'])
+def test_batches_are_sized_in_utf8_bytes(text: str) -> None:
+    """A batch's limit counts bytes as the server holds them, not characters (an emoji is four)."""
+    assert utf8_size(text) == len(text.encode())

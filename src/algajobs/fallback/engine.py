@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..db import BATCH_BYTES, Database, Transaction, batch_spans
+from ..db import BATCH_BYTES, Database, Transaction, batch_spans, utf8_size
 from ..encryption import Column, seal
 from ..engine import Accepted, Admission
 from ..enums import JobStatus, RunnerType
@@ -72,7 +72,7 @@ class PostgresEngine:
             "queue": batch.definition.queue,
         }
         ids = [job_id.hex for job_id in batch.job_ids]  # 32 hex digits: PostgreSQL's uuid input takes them
-        if (keys := self._db.keys) is None and len(batch.payloads_json) <= BATCH_BYTES:
+        if (keys := self._db.keys) is None and utf8_size(batch.payloads_json) <= BATCH_BYTES:
             chunks = [{**shared, "job_ids": ",".join(ids), "datas": batch.payloads_json}]
         else:  # sealed one by one, or past what one JSON value holds: several statements, one transaction
             datas = batch.payload_texts
@@ -80,7 +80,7 @@ class PostgresEngine:
                 datas = [seal(keys, d, tenant=batch.tenant_id, column=Column.DATA) for d in datas]
             chunks = [
                 {**shared, "job_ids": ",".join(ids[start:end]), "datas": f"[{','.join(datas[start:end])}]"}
-                for start, end in batch_spans([len(d) for d in datas])
+                for start, end in batch_spans([utf8_size(d) for d in datas])
             ]
         if len(chunks) == 1:
             await self._db.execute("insert_jobs", chunks[0])

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from ..db import Database, batch_spans
+from ..db import Database, batch_spans, utf8_size
 from ..encryption import Column, KeySet, open_value, seal
 from ..enums import JobStatus
 from ..limits import ClaimFilter
@@ -127,7 +127,7 @@ class QueueOps:
         """Mark a batch of held jobs completed; one no longer held in that attempt is left alone."""
         keys = self._db.keys
         results = [d.result_json for d in done] if keys is None else [_sealed(keys, d) for d in done]
-        for start, end in batch_spans([len(r or "") for r in results]):
+        for start, end in batch_spans([utf8_size(r or "") for r in results]):
             chunk = done[start:end]
             params = {
                 "tenants": json.dumps([d.held.tenant_id for d in chunk]),
