@@ -215,8 +215,10 @@ class TemporalEngine:
 
     async def _start_once(self, request: JobRequest, within: float | None) -> Refused | Ambiguous | None:
         try:
-            await asyncio.wait_for(
-                self.client.start_workflow(
+            # In this task, not a wait_for task: the start is sent before a row insert running
+            # beside it (see admit) takes the loop for its own Python work.
+            async with asyncio.timeout(within):
+                await self.client.start_workflow(
                     WORKFLOW_NAME,  # by name: the run takes raw input, validated inside (see generic_job)
                     workflow_input(request),
                     id=workflow_id_for(request.job_id),
@@ -225,9 +227,7 @@ class TemporalEngine:
                     priority=temporal_priority(request.priority, request.tenant_id),
                     search_attributes=self._search_attributes(request, request.job_id),
                     rpc_timeout=None if within is None else timedelta(seconds=within),
-                ),
-                within,
-            )
+                )
         except WorkflowAlreadyStartedError:
             return None  # an earlier, ambiguous attempt did start it
         except TimeoutError:
