@@ -17,7 +17,11 @@ def _parse(text: str) -> dict[str, LiteralString]:
     parts = _BLOCK.split(text)
     queries: dict[str, LiteralString] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        lines = [line for line in body.strip().splitlines() if not line.startswith("--")]
+        # Comments and indentation are for readers of queries.sql. What is sent stays short:
+        # psycopg caches the conversion of statements up to 4096 bytes only, and redoes it for
+        # every execution of a longer one (0.1-0.2 ms of CPU per claim before this).
+        lines = [line.strip() for line in body.strip().splitlines()]
+        lines = [line for line in lines if line and not line.startswith("--")]
         if name in queries:
             raise ValueError(f"queries.sql defines {name!r} twice")
         queries[name] = "\n".join(lines)  # shipped file text, never user input
