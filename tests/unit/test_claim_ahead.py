@@ -52,3 +52,18 @@ def test_the_averages_follow_handlers_that_get_longer() -> None:
     for _ in range(100):
         ahead.ran(2.0)
     assert ahead.jobs == 0
+
+
+def test_after_a_stall_it_takes_several_quick_jobs_to_claim_ahead_again() -> None:
+    """One job that never ran (a near-zero sample) must not restart claiming ahead at full size."""
+    ahead = ClaimAhead(concurrency=10, batch=10)
+    ahead.claimed(0.005)
+    ahead.ran(0.0001)
+    assert ahead.jobs == 10
+    ahead.stalled()
+    assert ahead.jobs == 0
+    ahead.ran(0.0)
+    assert ahead.jobs == 0
+    for _ in range(10):
+        ahead.ran(0.0)
+    assert ahead.jobs > 0

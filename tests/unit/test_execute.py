@@ -67,12 +67,21 @@ def blocks(ctx: JobContext, data: None) -> None:
     stop_thread.set()
 
 
+@registry.handler("cancels-itself")
+async def cancels_itself(ctx: JobContext, data: None) -> str:
+    await asyncio.sleep(0)
+    ctx.request_cancel("from the handler")
+    return "returned"  # no await after the request: a cancel sent to the task would still be pending
+
+
 async def run(name: str, data: Any, ctx: JobContext | None = None) -> tuple[Any, int]:
-    """The outcome, and the task's pending cancel requests once execute returned."""
+    """The outcome, and the task's cancel requests once execute returned (none may still be pending)."""
     outcome = await execute(registry.get(name), ctx or context(), data)
     task = asyncio.current_task()
     assert task is not None
-    return outcome, task.cancelling()
+    requests = task.cancelling()
+    await asyncio.sleep(0)  # a cancel still pending on the task would raise here
+    return outcome, requests
 
 
 async def test_a_handler_within_its_timeout_completes() -> None:
@@ -128,3 +137,8 @@ async def test_a_plain_handler_past_its_timeout_is_told_to_stop() -> None:
     assert isinstance(outcome, Failed) and isinstance(outcome.error, HandlerTimeoutError)
     assert pending == 0
     assert await asyncio.to_thread(stop_thread.wait, 1)
+
+
+async def test_a_cancel_the_handler_requests_for_itself_leaves_no_cancel_pending() -> None:
+    """From inside its own task the flag is enough: the outcome's write must not be cancelled."""
+    assert await run("cancels-itself", None) == (Cancelled("from the handler"), 0)

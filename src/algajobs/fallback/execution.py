@@ -100,29 +100,36 @@ class _Stops:
         self._task = task
         self.cancelled = False
         self.expired = False
-        self._withdrawn = False
+        self._sent = 0  # cancels sent to the task, to withdraw afterwards
 
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
-            self._task.cancel()
+            self._interrupt()
 
     def expire(self) -> None:
         if not self.expired:
             self.expired = True
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        # From inside the task (the handler asked for its own cancel) the flag is enough: a
+        # cancel the task sends itself stays pending past uncancel() on Python < 3.13, and
+        # would hit the outcome's write instead of the handler.
+        if asyncio.current_task() is not self._task:
+            self._sent += 1
             self._task.cancel()
 
     @property
     def outside(self) -> bool:
         """Something else (a worker shutting down) asked the task to stop too, or instead."""
-        return self._task.cancelling() > self.cancelled + self.expired
+        return self._task.cancelling() > self._sent
 
     def withdraw(self) -> None:
         """Take back our cancel requests, so they do not linger on the task after the handler."""
-        if not self._withdrawn:
-            self._withdrawn = True
-            for _ in range(self.cancelled + self.expired):
-                self._task.uncancel()
+        while self._sent:
+            self._sent -= 1
+            self._task.uncancel()
 
 
 def _not_started(ctx: JobContext, data: Any) -> Failed | Cancelled | None:

@@ -45,8 +45,13 @@ class ClaimAhead:
         self._run = _averaged(self._run, seconds)
 
     def stalled(self) -> None:
-        """A job claimed ahead waited too long for a slot: claim none ahead until a job finishes again."""
-        self._run = None
+        """A job claimed ahead waited too long for a slot: claim none ahead for now.
+
+        The slot-hold average becomes at least what claims none ahead, twice over, so it
+        takes several quick jobs in a row (about seven), not one, to claim ahead again.
+        """
+        if self._claim is not None:
+            self._run = max(self._run or 0.0, 2 * self._concurrency * self._claim)
 
 
 def _averaged(average: float | None, sample: float) -> float:

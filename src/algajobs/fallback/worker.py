@@ -274,7 +274,7 @@ class PostgresWorker:
 
     async def _run_job(self, job: ClaimedJob, ctx: JobContext) -> None:
         try:
-            if not await self._take_slot(job):
+            if not await self._take_slot(job, ctx):
                 return
             try:
                 self._unstarted.discard(job.held)
@@ -299,8 +299,8 @@ class PostgresWorker:
             if self._limits.capped:
                 self._wake.set()  # jobs held back by a cap may fit now
 
-    async def _take_slot(self, job: ClaimedJob) -> bool:
-        """Wait for a free slot; False if none came soon enough and the job went back to the queue."""
+    async def _take_slot(self, job: ClaimedJob, ctx: JobContext) -> bool:
+        """Wait for a free slot; False if none came soon enough and the job was let go unrun."""
         if not self._slots.locked():
             await self._slots.acquire()  # free: no wait, no timer
             return True
@@ -308,11 +308,15 @@ class PostgresWorker:
             async with asyncio.timeout(self._slot_wait):
                 await self._slots.acquire()
         except TimeoutError:
-            # Its handlers got longer than the claim-ahead estimate: claim none ahead until
-            # one finishes, and let another worker, or a slot here later, take this job.
+            # Its handlers got longer than the claim-ahead estimate: claim fewer ahead, and let
+            # another worker, or a slot here later, take this job (the requeue wakes the workers).
             self._ahead.stalled()
-            await self._ops.release([job])
-            log.info("job %s got no slot within %.2fs; handed back to the queue", job.job_id, self._slot_wait)
+            if ctx.cancelled:  # cancelled while it waited: it ends so, unrun, instead of queued again
+                await self._ops.finish(job, JobStatus.CANCELLED, ctx.cancel_reason or "cancelled")
+                self.stats.cancelled += 1
+            else:
+                await self._ops.release([job])
+                log.info("job %s got no slot within %.2fs; handed back to the queue", job.job_id, self._slot_wait)
             return False
         return True
 
