@@ -394,6 +394,7 @@ async def test_another_client_starting_with_the_documented_input_gets_a_row_and_
         {"jobName": "record", "data": 1},  # no tenantId
         {"jobId": "not-a-uuid", "jobName": "record", "tenantId": "t1"},
         {"jobId": str(uuid.uuid4()), "jobName": "record", "tenantId": "bad tenant!"},
+        {"jobId": str(uuid.uuid4()), "jobName": "record", "tenantId": "t1", "runAt": "2030-01-01T00:00:00"},
     ],
 )
 async def test_a_malformed_external_start_fails_at_once(

@@ -231,7 +231,7 @@ class TemporalEngine:
         except WorkflowAlreadyStartedError:
             return None  # an earlier, ambiguous attempt did start it
         except TimeoutError:
-            return Ambiguous(f"Temporal start failed: no answer within {within:g}s")
+            return Ambiguous("Temporal start failed: no answer" + ("" if within is None else f" within {within:g}s"))
         except (RPCError, RuntimeError) as exc:  # RuntimeError: the lazy client could not connect
             failure = f"Temporal start failed: {type(exc).__name__}: {exc}"
             if is_configuration_failure(exc):

@@ -309,6 +309,9 @@ def _parse(raw: object) -> GenericJobInput:
         validation.tenant_id(job.tenant_id)
         if job.job_id is not None:
             validation.job_id(job.job_id)
+        if job.run_at is not None and job.run_at.utcoffset() is None:
+            # Compared with workflow.now() it would fail every workflow task, never the run.
+            raise _malformed("runAt: a time without a UTC offset")
     except pydantic.ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
         raise _malformed(problems) from None
