@@ -45,6 +45,7 @@ _REFILL_PAUSE = 0.002
 # Empty rings walked in a row before waiting: each looks at the next batch of tenants.
 _WALK_ON = 100
 _LONGEST_SLOT_WAIT = 1.0
+_STOP_WAIT = 10.0
 
 
 class WorkerState(StrEnum):
@@ -145,14 +146,14 @@ class PostgresWorker:
         grace = self._settings.shutdown_grace.total_seconds() if grace is None else grace
         self._wake.set()
         self._slot_freed.set()
-        if self._fetcher:
-            await asyncio.wait([self._fetcher])  # finishes its current claim, so nothing claimed is dropped
+        if self._fetcher:  # it finishes its current claim, so nothing claimed is dropped
+            await _settled([self._fetcher], "the fetch loop")
         # Jobs claimed ahead that never got a slot go back at once, unrun: they must not start
         # during the grace period, and once out of the running set nothing renews their lease.
         unstarted = [r for r in self._running.values() if r.job.held in self._unstarted]
         for item in unstarted:
             item.task.cancel()
-        await asyncio.gather(*(r.task for r in unstarted), return_exceptions=True)
+        await _settled([r.task for r in unstarted], "jobs claimed ahead")
         try:
             await self._ops.release([r.job for r in unstarted])
         except Exception:  # their leases lapse and maintenance requeues them
@@ -166,7 +167,7 @@ class PostgresWorker:
             self._handing_back.add(item.job.job_id)
             item.ctx.request_cancel("worker shutting down")
             item.task.cancel()
-        await asyncio.gather(*(r.task for r in leftovers), return_exceptions=True)
+        await _settled([r.task for r in leftovers], "interrupted jobs")
         try:
             await self._ops.release([r.job for r in leftovers])
             await self._flush()
@@ -427,6 +428,17 @@ class PostgresWorker:
                 log.exception("firing recurring schedules failed")
                 pause = _ERROR_PAUSE
             await asyncio.sleep(max(pause, 0.01))
+
+
+async def _settled(tasks: list[asyncio.Task[None]], what: str) -> None:
+    """Wait for tasks that were told to end, but never forever: a stop that hangs is worse than a late one."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=_STOP_WAIT)
+    if pending:
+        log.error("%s did not end within %.0fs of stop(); cancelling", what, _STOP_WAIT)
+        for task in pending:
+            task.cancel()
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
