@@ -6,9 +6,9 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from algajobs import Runner, RunnerType
+from algajobs import JobContext, JobRegistry, Runner, RunnerType
 from algajobs.temporal.engine import TemporalEngine
 
 T = TypeVar("T")
@@ -38,3 +38,14 @@ def temporal_engine(runner: Runner) -> TemporalEngine:
     engine = runner.engine(RunnerType.TEMPORAL)
     assert isinstance(engine, TemporalEngine)
     return engine
+
+
+def noop_registry() -> JobRegistry:
+    """A registry with one handler, ``noop``, that does nothing (for tests of the queue itself)."""
+    registry = JobRegistry()
+
+    @registry.handler("noop")
+    async def noop(ctx: JobContext, data: Any) -> None:
+        return None
+
+    return registry

@@ -50,9 +50,7 @@ class JobDefinition:
         null), so that ``validation.encode_payload`` refuses them.
         """
         try:
-            if isinstance(data, pydantic.BaseModel):
-                data = _model_serializer(type(data)).to_python(data, mode="json", by_alias=True)
-            parsed = self._adapter.validate_python(data)
+            parsed = self._adapter.validate_python(_plain(data))
             # By alias: the stored payload must validate again when the handler reads it.
             return self._serializer.to_python(parsed, mode="json", by_alias=True)
         except pydantic.ValidationError as exc:
@@ -64,13 +62,8 @@ class JobDefinition:
         """``validate_payload`` for a whole batch, in one pass; an error names the payload's index."""
         adapter, serializer = self._list_codec
         try:
-            items = [
-                _model_serializer(type(p)).to_python(p, mode="json", by_alias=True)
-                if isinstance(p, pydantic.BaseModel)
-                else p
-                for p in payloads
-            ]
-            return serializer.to_python(adapter.validate_python(items), mode="json", by_alias=True)  # type: ignore[no-any-return]
+            parsed = adapter.validate_python([_plain(p) for p in payloads])
+            return serializer.to_python(parsed, mode="json", by_alias=True)  # type: ignore[no-any-return]
         except pydantic.ValidationError as exc:
             # The first bad payload, with the error a single call gives (not every error of the batch).
             loc = exc.errors(include_url=False)[0]["loc"]
@@ -196,6 +189,13 @@ def _limit(value: object, what: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
         raise ValidationError(f"{what} must be an int from 1 to 100000, or None")
     return value
+
+
+def _plain(data: Any) -> Any:
+    """A model instance as the JSON-ready values it serializes to (by alias); anything else as it is."""
+    if isinstance(data, pydantic.BaseModel):
+        return _model_serializer(type(data)).to_python(data, mode="json", by_alias=True)
+    return data
 
 
 @functools.lru_cache(maxsize=256)

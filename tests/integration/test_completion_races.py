@@ -15,12 +15,12 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, Settings
+from algajobs import JobStatus, PostgresRunner, Settings
 from algajobs.activities.records import TemporalRecords
 from algajobs.db import Database
 from algajobs.fallback.queue import ClaimedJob, Completion, QueueOps
 from algajobs.limits import Limits
-from tests.helpers import DSN
+from tests.helpers import DSN, noop_registry
 
 HeldJobs = tuple[QueueOps, list[ClaimedJob], Database, Limits]
 """A worker's queue operations, the jobs they hold, the database, and the worker's limits (to claim again)."""
@@ -29,11 +29,7 @@ HeldJobs = tuple[QueueOps, list[ClaimedJob], Database, Limits]
 @pytest.fixture
 async def held(settings: Settings) -> AsyncIterator[HeldJobs]:
     """Three jobs claimed by one worker's queue operations (nothing runs them)."""
-    registry = JobRegistry()
-
-    @registry.handler("noop")
-    async def noop(ctx: JobContext, data: Any) -> None:
-        return None
+    registry = noop_registry()
 
     async with PostgresRunner(settings, registry) as runner:
         await runner.schedule_jobs("noop", [1, 2, 3], tenant_id="acme")

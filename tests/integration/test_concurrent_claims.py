@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import psycopg
 import pytest
 
-from algajobs import JobContext, JobRegistry, PostgresRunner, Settings
+from algajobs import PostgresRunner, Settings
 from algajobs.db import Database
 from algajobs.fallback.queue import QueueOps
 from algajobs.limits import Limits
-from tests.helpers import DSN
+from tests.helpers import DSN, noop_registry
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,11 +24,7 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 async def queue(settings: Settings) -> AsyncIterator[tuple[QueueOps, Limits]]:
     """30 queued jobs, ordered by priority (job i has priority 30 - i); nothing runs them."""
-    registry = JobRegistry()
-
-    @registry.handler("noop")
-    async def noop(ctx: JobContext, data: Any) -> None:
-        return None
+    registry = noop_registry()
 
     async with PostgresRunner(settings, registry) as runner:
         for i in range(30):

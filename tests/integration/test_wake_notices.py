@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from algajobs import JobContext, JobRegistry, PostgresRunner, Settings
+from algajobs import PostgresRunner, Settings
 from algajobs.fallback.schedules import fire_due
 from algajobs.sql import QUERIES
-from tests.helpers import DSN
+from tests.helpers import DSN, noop_registry
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,11 +25,7 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 async def runner(settings: Settings) -> AsyncIterator[PostgresRunner]:
     """A PostgreSQL runner with no worker: nothing claims, so every notice stays to be read."""
-    registry = JobRegistry()
-
-    @registry.handler("noop")
-    async def noop(ctx: JobContext, data: Any) -> None:
-        return None
+    registry = noop_registry()
 
     async with PostgresRunner(settings, registry) as opened:
         yield opened
