@@ -11,6 +11,7 @@ connecting), a job not found, PostgreSQL unreachable, an unhealthy engine.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib
 import json
@@ -19,10 +20,11 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -695,3 +697,40 @@ async def _until_stopped(stop: asyncio.Event, served: asyncio.Task[None] | None)
     if served is not None and served.done() and not stop.is_set():
         failure = None if served.cancelled() else served.exception()
         raise click.ClickException(f"the dashboard stopped unexpectedly: {failure!r}")
+
+
+def entry() -> NoReturn:
+    """The ``algajobs`` program (console script and ``python -m algajobs``): the CLI, then the process exit.
+
+    Once the command has finished and everything it opened is closed, the
+    process ends with ``os._exit`` after the normal exit work (non-daemon
+    threads joined, ``atexit`` handlers run, output flushed), skipping only the
+    interpreter's teardown. Temporal's native client keeps runtime threads
+    that can call into Python while the interpreter is torn down; a few
+    percent of short-lived processes that used it then aborted or crashed
+    *after* a clean finish (temporalio/sdk-python#300), turning a success into
+    exit status 134 or 139.
+    """
+    try:
+        main()  # click's standalone mode always ends in SystemExit
+        code: int = 0
+    except SystemExit as exc:
+        code = _exit_status(exc.code)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # flushes logging and OpenTelemetry exporters, as a normal exit would
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe must not turn the status into a traceback
+            stream.flush()
+    os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """The status ``sys.exit(code)`` gives: None is 0, an int itself, anything else printed and 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
