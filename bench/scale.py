@@ -31,7 +31,7 @@ the ``test`` database, dropped afterwards. Measured:
 The backlog is filled in seconds: the engine enqueues one job through
 ``schedule_jobs`` and that row is cloned with ``INSERT ... SELECT ...
 generate_series`` (so every column the engine writes, including ones added
-later, holds what the engine would write), each clone with its own random id
+later, holds what the engine would write), each clone with its own version 7 id
 and distinct, increasing ``run_at``/``created_at``. The table is then
 ``VACUUM ANALYZE``d (what autovacuum would have done to a settled table) and the
 server ``CHECKPOINT``s before the workers start. Every run checks that all jobs
@@ -336,13 +336,17 @@ async def jobs_columns(conn: psycopg.AsyncConnection[Any]) -> list[str]:
 def clone_statement(columns: list[str], finished: bool) -> sql.Composed:
     """``INSERT ... SELECT`` that clones the template row once per ``g`` in [%(lo)s, %(hi)s].
 
-    Each clone gets a random id and a distinct ``run_at``/``created_at`` one µs apart, oldest
+    Each clone gets its own version 7 id and a distinct ``run_at``/``created_at`` one µs apart, oldest
     first (``%(n)s`` - g µs before the template's), as a queue filled over time would hold;
     ``finished`` clones are completed jobs ``PRUNE_AGE`` old.
     """
     offset = "(%(n)s - g) * interval '1 microsecond'"
     overrides = {
-        "job_id": "gen_random_uuid()",
+        # A version 7 id stamped with the clone's created_at, as the engine makes them (job_ids.py).
+        "job_id": (
+            f"(lpad(to_hex((extract(epoch FROM t.created_at - {offset}) * 1000)::bigint), 12, '0') || '7' "
+            "|| lpad(to_hex(g %% 4096), 3, '0') || '8' || substr(md5(random()::text), 1, 15))::uuid"
+        ),
         "run_at": f"t.run_at - {offset}",
         "created_at": f"t.created_at - {offset}",
         "updated_at": f"t.updated_at - {offset}",

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from . import validation
 from .errors import UnknownJobError, ValidationError
+from .job_ids import new_job_id, new_job_ids
 from .registry import JobDefinition, JobRegistry
 from .settings import Settings
 
@@ -65,7 +65,7 @@ def prepare(
     values = definition.validate_payload(data)
     data_json = validation.encode_payload(values, settings.max_payload_bytes)
     return JobRequest(
-        job_id=uuid4() if job_id is None else validation.job_id(job_id),
+        job_id=new_job_id() if job_id is None else validation.job_id(job_id),
         tenant_id=tenant,
         definition=definition,
         data=values,
@@ -148,16 +148,10 @@ def prepare_batch(
         definition=definition,
         user_id=user,
         priority=level,
-        job_ids=fresh_ids(len(values)),
+        job_ids=new_job_ids(len(values)),
         values=values,
         payloads_json=validation.encode_payloads(values, settings.max_payload_bytes),
     )
-
-
-def fresh_ids(count: int) -> list[UUID]:
-    """``count`` random (version 4) job ids from one read of the system's randomness."""
-    raw = os.urandom(16 * count)
-    return [UUID(bytes=raw[at : at + 16], version=4) for at in range(0, 16 * count, 16)]
 
 
 def _target(registry: JobRegistry, name: object, tenant_id: object) -> tuple[str, JobDefinition]:

@@ -7,7 +7,7 @@ import pytest
 
 from algajobs import JobContext, JobRegistry, PayloadTooLargeError, Settings, validation
 from algajobs.errors import PayloadValidationError
-from algajobs.scheduling import fresh_ids, prepare, prepare_batch
+from algajobs.scheduling import prepare, prepare_batch
 
 LIMIT = 64
 
@@ -86,14 +86,6 @@ def test_models_validate_and_serialize_by_alias_and_errors_name_the_payload() ->
         with pytest.raises(PayloadValidationError) as batched:
             prepare_batch(registry, settings, "order", payloads, tenant_id="t")
         assert str(batched.value) == f"{single.value} (payload {at} of the batch)"
-
-
-def test_fresh_ids_are_distinct_random_uuids() -> None:
-    """Every id is a version 4 UUID, and none repeats."""
-    ids = fresh_ids(5000)
-    assert len(set(ids)) == 5000
-    assert {i.version for i in ids} == {4}
-    assert {i.variant for i in ids} == {"specified in RFC 4122"}
 
 
 def test_encode_payloads_checks_each_payload_against_the_limit() -> None:

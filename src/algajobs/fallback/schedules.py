@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
 from ..db import Database, Transaction
 from ..encryption import Column, KeySet, seal
 from ..enums import JobStatus, RunnerType
+from ..job_ids import new_job_ids
 from ..models import ScheduleResult
 from ..schedule_spec import ScheduleSpec
 from ..scheduling import JobRequest
@@ -91,7 +92,7 @@ async def fire_due(db: Database, *, limit: int = 100) -> int:
             "insert_fired_jobs",
             {
                 "tenants": [r["tenant"] for r in due],
-                "job_ids": [uuid4() for _ in due],
+                "job_ids": new_job_ids(len(due)),
                 "types": [r["type"] for r in due],
                 "user_ids": [r["user_id"] for r in due],
                 "datas": [Jsonb(r["data"]) for r in due],
