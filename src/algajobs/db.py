@@ -23,7 +23,7 @@ import psycopg
 import psycopg.sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential, wait_random
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
 
 from .encryption import KeySet
 from .enums import RunnerType
@@ -39,8 +39,17 @@ Connection = psycopg.AsyncConnection[Row]
 Pool = AsyncConnectionPool[Connection]
 
 # Infrastructure errors worth retrying: the connection dropped or the server
-# restarts. Query bugs (ProgrammingError, IntegrityError...) are not retried.
+# restarts. Query bugs (ProgrammingError, IntegrityError...) are not retried, nor is
+# a program limit (SQLSTATE class 54, an OperationalError to the driver): the same
+# statement exceeds it again.
 TRANSIENT = (psycopg.OperationalError, PoolTimeout)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an error worth retrying (see ``TRANSIENT``)."""
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, psycopg.errors.ProgramLimitExceeded)
+
+
 _FIRST_BACKOFF = 0.05
 _MIN_ATTEMPT = 0.5  # a pool wait shorter than this cannot even complete a reconnect
 BATCH_BYTES = 64 * 1024 * 1024
@@ -65,6 +74,18 @@ def batch_spans(sizes: Sequence[int], limit: int = BATCH_BYTES) -> list[tuple[in
     return spans
 
 
+def refused_for_its_data(exc: BaseException) -> bool:
+    """True when PostgreSQL refused a statement (``exc`` or the driver error it was raised from) for what it holds.
+
+    Invalid or out-of-range data (SQLSTATE class 22), a program limit (54), or
+    an internal error (XX000), such as the 1 GiB allocation limit that a jsonb
+    value of about 40 MB of dense numbers passes once parsed (binary jsonb is
+    up to 6x its text). Sending the same data again fails again.
+    """
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    return isinstance(cause, psycopg.DataError | psycopg.errors.ProgramLimitExceeded | psycopg.errors.InternalError_)
+
+
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
     """Session settings every algajobs connection uses."""
     return {
@@ -78,7 +99,7 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
 
 def translate(exc: BaseException, what: str) -> AlgaJobsError:
     """The typed error for a driver error raised by ``what``."""
-    if isinstance(exc, TRANSIENT):
+    if is_transient(exc):
         return EngineUnavailableError(f"PostgreSQL unavailable ({what}): {_first_line(exc)}")
     if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
         return ConfigurationError(f"{_first_line(exc)}; run 'algajobs migrate' for JOB_SCHEMA")
@@ -99,9 +120,11 @@ async def with_retry(operation: Callable[[float], Awaitable[T]], *, deadline: fl
         # Most calls succeed at once; the retry machinery costs ~40 µs, so only build it on failure.
         return await operation(remaining())
     except TRANSIENT as exc:
+        if not is_transient(exc):
+            raise
         log.warning("%s failed (%s); retrying", what, _first_line(exc))
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type(TRANSIENT),
+        retry=retry_if_exception(is_transient),
         stop=stop_after_delay(max(deadline - (time.monotonic() - started), 0.0)),
         wait=wait_exponential(multiplier=_FIRST_BACKOFF, max=1.0) + wait_random(0, _FIRST_BACKOFF),
         reraise=True,

@@ -56,6 +56,17 @@ def preview(value: object) -> str:
     return text if len(text) <= _PREVIEW else f"{text[: _PREVIEW - 3]}..."
 
 
+def storable_text(text: str) -> str:
+    r"""``text`` as PostgreSQL can store it: a NUL or a lone surrogate becomes its escape (``\x00``, ``\ud800``).
+
+    For text the library writes on a user's behalf, such as an exception's
+    message: refusing it would lose the error it reports.
+    """
+    if storable(text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
+
+
 def storable(value: str) -> bool:
     """True if PostgreSQL can store ``value``: no NUL and no surrogate code points."""
     if "\x00" in value:

@@ -10,6 +10,9 @@ import pydantic
 
 from algajobs import JobContext, JobRegistry, RetryPolicy
 
+GARBLED_MESSAGE = "bad\x00byte"
+"""An error message with a NUL, which PostgreSQL text cannot hold (stored as ``bad\\x00byte``)."""
+
 
 class Invoice(pydantic.BaseModel):
     billing_cycle_id: str
@@ -54,6 +57,11 @@ def register_all(registry: JobRegistry, seen: list[Any]) -> None:
     async def fatal(ctx: JobContext, data: Any) -> None:
         seen.append((ctx.job_id, ctx.attempt))
         raise KeyError("missing thing")
+
+    @registry.handler("garbled", retry=RetryPolicy(max_attempts=1))
+    async def garbled(ctx: JobContext, data: Any) -> None:
+        seen.append(ctx.job_id)
+        raise ValueError(GARBLED_MESSAGE)  # as from data quoted in an error: no text column can hold it as is
 
     @registry.handler("slow", timeout=timedelta(milliseconds=200), retry=RetryPolicy(max_attempts=1))
     async def slow(ctx: JobContext, data: Any) -> None:

@@ -132,6 +132,16 @@ async def test_non_retryable_error_fails_at_once(
     assert info.error is not None and info.error.startswith("KeyError")
 
 
+async def test_an_error_message_postgresql_cannot_hold_is_stored_escaped(
+    runner: PostgresRunner, seen: list[Any]
+) -> None:
+    """A NUL in the handler's error is written as an escape; before, the outcome could not be written at all."""
+    await runner.start()
+    result = await runner.schedule_job("garbled", None, tenant_id="t1")
+    info = await finished(runner, result.job_id)
+    assert (info.status, info.attempts, info.error) == (JobStatus.FAILED, 1, "ValueError: bad\\x00byte")
+
+
 async def test_timeout_fails_the_attempt(runner: PostgresRunner, seen: list[Any]) -> None:
     """A handler running past its timeout is stopped and the job fails."""
     await runner.start()

@@ -144,6 +144,17 @@ async def test_non_retryable_error_fails_after_one_attempt(runner: TemporalRunne
     assert (info.status, info.error) == (JobStatus.FAILED, result.error)
 
 
+async def test_an_error_message_postgresql_cannot_hold_is_stored_escaped(
+    runner: TemporalRunner, seen: list[Any]
+) -> None:
+    """A NUL in the handler's error reaches the row as an escape, as on the PostgreSQL engine."""
+    job = await runner.schedule_job("garbled", None, tenant_id="t1")
+    result = await handle_of(runner, job.job_id).result()
+    assert not result.success
+    info = await runner.get_job_status(job.job_id, tenant_id="t1")
+    assert (info.status, info.error) == (JobStatus.FAILED, "ValueError: bad\\x00byte")
+
+
 async def test_timeout_fails_the_job(runner: TemporalRunner, seen: list[Any]) -> None:
     """A handler past its timeout fails the job with the same wording as the Postgres engine."""
     job = await runner.schedule_job("slow", None, tenant_id="t1")

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from algajobs import ConfigurationError, DatabaseError, EngineUnavailableError
-from algajobs.db import translate, with_retry
+from algajobs.db import refused_for_its_data, translate, with_retry
 
 
 class Flaky:
@@ -43,6 +43,38 @@ async def test_other_errors_are_raised_at_once() -> None:
     with pytest.raises(psycopg.errors.UniqueViolation):
         await with_retry(operation, deadline=5, what="test")
     assert operation.calls == 1
+
+
+async def test_a_program_limit_is_not_retried_though_the_driver_calls_it_operational() -> None:
+    """SQLSTATE class 54 (a statement too complex, a value too large) fails the same way every time."""
+    operation = Flaky(5, psycopg.errors.ProgramLimitExceeded("total size of jsonb array elements exceeds the maximum"))
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+        await with_retry(operation, deadline=5, what="test")
+    assert operation.calls == 1
+    assert isinstance(translate(operation.error, "test"), DatabaseError)
+    assert refused_for_its_data(translate_from(operation.error))
+
+
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        (psycopg.errors.InvalidTextRepresentation("invalid input syntax for type json"), True),
+        (psycopg.errors.InternalError_("invalid memory alloc request size 1073741824"), True),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), False),
+        (psycopg.errors.UniqueViolation("duplicate"), False),
+        (psycopg.OperationalError("connection lost"), False),
+    ],
+)
+def test_refused_for_its_data_only_for_what_sending_again_cannot_fix(error: psycopg.Error, refused: bool) -> None:
+    assert refused_for_its_data(translate_from(error)) is refused
+
+
+def translate_from(error: psycopg.Error) -> Exception:
+    """The typed error the library raises for ``error``, chained to it as ``Database`` chains it."""
+    try:
+        raise translate(error, "test") from error
+    except Exception as typed:  # noqa: BLE001 - returned for inspection
+        return typed
 
 
 async def test_retries_stop_at_the_deadline() -> None:

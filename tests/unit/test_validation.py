@@ -77,3 +77,18 @@ def test_results_no_row_can_hold_are_refused(bad: object) -> None:
 def test_batches_are_sized_in_utf8_bytes(text: str) -> None:
     """A batch's limit counts bytes as the server holds them, not characters (an emoji is four)."""
     assert utf8_size(text) == len(text.encode())
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("plain", "plain"),
+        ("naïve ☃", "naïve ☃"),
+        ("a\x00b", "a\\x00b"),
+        ("lone \ud800 surrogate", "lone \\ud800 surrogate"),
+        ("both\x00\udfff", "both\\x00\\udfff"),
+    ],
+)
+def test_storable_text_escapes_what_postgresql_refuses(text: str, stored: str) -> None:
+    assert validation.storable_text(text) == stored
+    assert validation.storable(validation.storable_text(text))

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from ..db import Database
 from ..encryption import Column, open_strict, seal
 from ..enums import JobStatus, RunnerType
+from ..validation import storable_text
 from ..workflows.contracts import ClaimJob, ClaimResult, ClaimVerdict, FinishJob, ReleaseJob
 
 
@@ -83,7 +84,7 @@ class TemporalRecords:
                 "tenant": finish.tenant_id,
                 "job_id": UUID(finish.job_id),
                 "status": finish.status,
-                "error": finish.error,
+                "error": finish.error if finish.error is None else storable_text(finish.error),
                 "result": self._result(finish.result, finish.tenant_id),
             },
         )
@@ -111,7 +112,7 @@ class TemporalRecords:
             "tenant": release.tenant_id,
             "job_id": UUID(release.job_id),
             "run_id": release.run_id,
-            "reason": release.reason,
+            "reason": storable_text(release.reason),
         }
         await self._db.execute("release_temporal_job", params)
 

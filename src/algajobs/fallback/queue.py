@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from ..db import Database, batch_spans, utf8_size
+from ..db import Database, batch_spans, refused_for_its_data, utf8_size
 from ..encryption import Column, KeySet, open_value, seal
 from ..enums import JobStatus
+from ..errors import DatabaseError
 from ..limits import ClaimFilter
+from ..validation import storable_text
+
+log = logging.getLogger("algajobs.worker")
+_COMPLETION_CHUNK_BYTES = 16 * 1024 * 1024
+"""Results per completion statement. PostgreSQL parses them as one jsonb array, whose parse state
+outgrows its 1 GiB allocation limit at about 16 million elements (32 MB of dense numbers): a chunk
+this size never reaches it, and a result larger than this is sent alone, so only it can be refused."""
 
 
 @dataclass(frozen=True)
@@ -124,33 +133,55 @@ class QueueOps:
         return ClaimRound(jobs, more_tenants=more)
 
     async def complete(self, done: Sequence[Completion]) -> None:
-        """Mark a batch of held jobs completed; one no longer held in that attempt is left alone."""
+        """Mark a batch of held jobs completed; one no longer held in that attempt is left alone.
+
+        When PostgreSQL refuses a chunk for what it holds (a result it cannot
+        store: see :func:`refused_for_its_data`), the chunk is halved until the
+        completions it refuses stand alone; each of those jobs ends ``failed``
+        with the server's reason, and every other completion is written. One
+        result must not hold back the worker's other completions, whose leases
+        the heartbeat would otherwise renew forever.
+        """
         keys = self._db.keys
         results = [d.result_json for d in done] if keys is None else [_sealed(keys, d) for d in done]
-        for start, end in batch_spans([utf8_size(r or "") for r in results]):
-            chunk = done[start:end]
-            params = {
-                "tenants": json.dumps([d.held.tenant_id for d in chunk]),
-                "job_ids": ",".join([d.held.job_id.hex for d in chunk]),  # 32 hex digits: valid uuid input
-                "attempts": ",".join([str(d.held.attempt) for d in chunk]),
-                "results": f"[{','.join(['null' if r is None else r for r in results[start:end]])}]",
-                "worker_id": self.worker_id,
-            }
-            # Two statements, sent in one round trip: the second's snapshot sees the versions the first locked.
-            statements = [("lock_held_jobs", params), ("complete_jobs", params)]
-            await self._db.run_in_one_trip(statements, what="complete_jobs")
+        for start, end in batch_spans([utf8_size(r or "") for r in results], _COMPLETION_CHUNK_BYTES):
+            await self._complete_chunk(done[start:end], results[start:end])
 
-    async def finish(self, job: ClaimedJob, status: JobStatus, error: str | None) -> None:
-        """End a held job as failed or cancelled."""
+    async def _complete_chunk(self, chunk: Sequence[Completion], results: Sequence[str | None]) -> None:
+        params = {
+            "tenants": json.dumps([d.held.tenant_id for d in chunk]),
+            "job_ids": ",".join([d.held.job_id.hex for d in chunk]),  # 32 hex digits: valid uuid input
+            "attempts": ",".join([str(d.held.attempt) for d in chunk]),
+            "results": f"[{','.join(['null' if r is None else r for r in results])}]",
+            "worker_id": self.worker_id,
+        }
+        # Two statements, sent in one round trip: the second's snapshot sees the versions the first locked.
+        statements = [("lock_held_jobs", params), ("complete_jobs", params)]
+        try:
+            await self._db.run_in_one_trip(statements, what="complete_jobs")
+        except DatabaseError as exc:
+            if not refused_for_its_data(exc):
+                raise
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                await self._complete_chunk(chunk[:half], results[:half])
+                await self._complete_chunk(chunk[half:], results[half:])
+                return
+            (refused,) = chunk
+            log.error("job %s completed, but PostgreSQL cannot store its result: %s", refused.held.job_id, exc)
+            await self.finish(refused.held, JobStatus.FAILED, f"its result could not be stored: {exc}")
+
+    async def finish(self, held: Held, status: JobStatus, error: str | None) -> None:
+        """End a held job (in the attempt that ran) as failed or cancelled."""
         await self._run(
             "finish_job",
             {
-                "tenant": job.tenant_id,
-                "job_id": job.job_id,
+                "tenant": held.tenant_id,
+                "job_id": held.job_id,
                 "status": status,
-                "error": error,
+                "error": error if error is None else storable_text(error),
                 "worker_id": self.worker_id,
-                "attempt": job.attempt,
+                "attempt": held.attempt,
             },
         )
 
@@ -161,7 +192,7 @@ class QueueOps:
             {
                 "tenant": job.tenant_id,
                 "job_id": job.job_id,
-                "error": error,
+                "error": storable_text(error),
                 "delay": delay,
                 "worker_id": self.worker_id,
                 "attempt": job.attempt,

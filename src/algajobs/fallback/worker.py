@@ -313,7 +313,7 @@ class PostgresWorker:
             # another worker, or a slot here later, take this job (the requeue wakes the workers).
             self._ahead.stalled()
             if ctx.cancelled:  # cancelled while it waited: it ends so, unrun, instead of queued again
-                await self._ops.finish(job, JobStatus.CANCELLED, ctx.cancel_reason or "cancelled")
+                await self._ops.finish(job.held, JobStatus.CANCELLED, ctx.cancel_reason or "cancelled")
                 self.stats.cancelled += 1
             else:
                 await self._ops.release([job])
@@ -325,7 +325,7 @@ class PostgresWorker:
         try:
             definition = self._registry.get(job.name)
         except UnknownJobError as exc:
-            await self._ops.finish(job, JobStatus.FAILED, str(exc))
+            await self._ops.finish(job.held, JobStatus.FAILED, str(exc))
             self.stats.failed += 1
             return
         started = time.perf_counter()
@@ -343,7 +343,7 @@ class PostgresWorker:
                 self._completion_ready.set()
                 self.stats.completed += 1
             case Cancelled(reason):
-                await self._ops.finish(job, JobStatus.CANCELLED, reason)
+                await self._ops.finish(job.held, JobStatus.CANCELLED, reason)
                 self.stats.cancelled += 1
             case Failed() as failed:
                 retry = definition.retry
@@ -355,7 +355,7 @@ class PostgresWorker:
                     await self._ops.retry_later(job, failed.message, retry.delay_after(job.attempt))
                     self.stats.retried += 1
                 else:
-                    await self._ops.finish(job, JobStatus.FAILED, failed.message)
+                    await self._ops.finish(job.held, JobStatus.FAILED, failed.message)
                     self.stats.failed += 1
                 log.warning(
                     "job %s (%s, tenant %s) attempt %d failed: %s",
