@@ -1,7 +1,8 @@
 """Every statement that queues a PostgreSQL job wakes the workers at commit, and nothing else does.
 
 A listening connection reads the notices on ``algajobs_<schema>`` as a worker
-would: '' for a job due now, the epoch of a later due time otherwise.
+would: ``job:<job_id>:<tenant>`` for one job due now (an idle worker claims it
+by key), '' for a batch or a fired tick due now, the epoch of a later due time.
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ async def notices(listener: psycopg.AsyncConnection[Any], *, quiet: float = 0.3)
     return received
 
 
-async def test_a_job_due_now_wakes_the_workers_once(
+async def test_a_job_due_now_wakes_the_workers_once_naming_itself(
     runner: PostgresRunner, listener: psycopg.AsyncConnection[Any]
 ) -> None:
-    await runner.schedule_job("noop", None, tenant_id="t1")
-    assert await notices(listener) == [""]
+    job = await runner.schedule_job("noop", None, tenant_id="t1")
+    assert await notices(listener) == [f"job:{job.job_id}:t1"]
 
 
 async def test_a_delayed_job_sends_its_due_time(runner: PostgresRunner, listener: psycopg.AsyncConnection[Any]) -> None:
@@ -72,7 +73,7 @@ async def test_an_insert_that_writes_nothing_wakes_nobody(
 ) -> None:
     job_id = uuid.uuid4()
     await runner.schedule_job("noop", None, tenant_id="t1", job_id=job_id)
-    assert await notices(listener) == [""]
+    assert await notices(listener) == [f"job:{job_id}:t1"]
     await runner.schedule_job("noop", None, tenant_id="t1", job_id=job_id)  # the same id: no row written
     assert await notices(listener) == []
 
@@ -112,10 +113,10 @@ async def test_a_notice_is_sent_only_when_the_transaction_commits(
 ) -> None:
     async with await psycopg.AsyncConnection.connect(DSN) as conn:
         await conn.execute(f"SET search_path = {settings.schema_name}")
-        await runner.schedule_job("noop", None, tenant_id="t1", connection=conn)
+        job = await runner.schedule_job("noop", None, tenant_id="t1", connection=conn)
         assert await notices(listener) == []  # not yet committed
         await conn.commit()
-    assert await notices(listener) == [""]
+    assert await notices(listener) == [f"job:{job.job_id}:t1"]
 
 
 async def test_a_fired_recurring_tick_wakes_the_workers(

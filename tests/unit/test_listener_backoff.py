@@ -21,7 +21,9 @@ async def test_backoff_resets_after_a_connection_that_listened(monkeypatch: pyte
     """Refusals double the wait; a connection whose LISTEN succeeded, once lost, is retried after the minimum wait."""
     script = iter(["refused", "refused", "refused", "listened", "refused", "refused"])
     delays: list[float] = []
-    listener = Listener(Settings.load(), on_due=lambda _epoch: None, on_cancel=lambda _job_id: None)
+    listener = Listener(
+        Settings.load(), on_due=lambda _epoch: None, on_cancel=lambda _job_id: None, on_job=lambda _t, _j: None
+    )
 
     async def listen_once() -> None:
         if next(script) == "listened":

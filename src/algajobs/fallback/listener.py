@@ -23,7 +23,7 @@ def channel_name(schema: str) -> str:
 
 
 class Listener:
-    """Turns notifications into calls: work due (now or at an epoch), or a cancel."""
+    """Turns notifications into calls: a job queued (by id), work due (now or at an epoch), or a cancel."""
 
     def __init__(
         self,
@@ -31,10 +31,12 @@ class Listener:
         *,
         on_due: Callable[[float | None], None],
         on_cancel: Callable[[UUID], None],
+        on_job: Callable[[str, UUID], None],
     ) -> None:
         self._settings = settings
         self._on_due = on_due
         self._on_cancel = on_cancel
+        self._on_job = on_job
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -62,7 +64,13 @@ class Listener:
                 self._dispatch(notify.payload)
 
     def _dispatch(self, payload: str) -> None:
-        if payload.startswith("cancel:"):
+        if payload.startswith("job:"):  # job:<job_id>:<tenant>, a job due now (see insert_job)
+            job_id, _, tenant = payload[4:].partition(":")
+            try:
+                self._on_job(tenant, UUID(job_id))
+            except ValueError:
+                self._on_due(None)  # still a job to claim: the usual claim finds it
+        elif payload.startswith("cancel:"):
             try:
                 self._on_cancel(UUID(payload.removeprefix("cancel:")))
             except ValueError:

@@ -114,8 +114,27 @@ class QueueOps:
         more = rows[0]["ring_size"] >= limit
         if rows[0]["job_id"] is None:
             return ClaimRound([], contended=rows[0]["contended"], more_tenants=more)
+        return ClaimRound(self._claimed(rows), more_tenants=more)
+
+    async def claim_notified(self, named: Sequence[tuple[str, UUID]], allowed: ClaimFilter) -> list[ClaimedJob]:
+        """Claim the jobs insert notices named, as ``(tenant, job_id)``, by key; those still queued and allowed.
+
+        For an idle worker only, and only without caps (``allowed`` is not
+        consulted for room): jobs queued while it was busy wait their turn in
+        :meth:`claim`, in priority order.
+        """
+        params = {
+            "tenants": [tenant for tenant, _ in named],
+            "job_ids": [job_id for _, job_id in named],
+            "kinds": [f"{name}\x1f{queue}" for name, queue in zip(allowed.types, allowed.type_queues, strict=True)],
+            "worker_id": self.worker_id,
+            "lease": self._lease,
+        }
+        return self._claimed(await self._run("claim_notified_jobs", params))
+
+    def _claimed(self, rows: list[dict[str, Any]]) -> list[ClaimedJob]:
         keys = self._db.keys  # data no key here opens becomes an EncryptedPayload: execute() fails that job
-        jobs = [
+        return [
             ClaimedJob(
                 tenant_id=r["tenant"],
                 job_id=r["job_id"],
@@ -130,7 +149,6 @@ class QueueOps:
             )
             for r in rows
         ]
-        return ClaimRound(jobs, more_tenants=more)
 
     async def complete(self, done: Sequence[Completion]) -> None:
         """Mark a batch of held jobs completed; one no longer held in that attempt is left alone.

@@ -7,8 +7,10 @@ SELECT 1;
 
 -- name: insert_job
 -- Write a new job; a repeated job id or a live singleton key writes nothing. A
--- job queued on PostgreSQL wakes the workers at commit (a due time in the
--- future is sent as its epoch: the workers wait for the earliest).
+-- job queued on PostgreSQL wakes the workers at commit: a job due now names
+-- itself ('job:<job_id>:<tenant>', so an idle worker can claim it by key), a
+-- due time in the future is sent as its epoch (the workers wait for the
+-- earliest). A worker that knows neither form reads a notice as "work is due".
 WITH inserted AS (
     INSERT INTO jobs (tenant, job_id, type, status, runner_type, user_id, data, priority,
                       run_at, max_attempts, singleton_key, metadata, external_id, queue)
@@ -21,7 +23,8 @@ WITH inserted AS (
 SELECT i.job_id FROM inserted i
 LEFT JOIN LATERAL (
     SELECT pg_notify('algajobs_' || current_schema(),
-                     CASE WHEN i.run_at > now() THEN extract(epoch FROM i.run_at)::text ELSE '' END)
+                     CASE WHEN i.run_at > now() THEN extract(epoch FROM i.run_at)::text
+                          ELSE 'job:' || i.job_id || ':' || %(tenant)s END)
     WHERE i.status = 'queued' AND i.runner_type = 'postgres'
 ) AS woke ON true;
 
@@ -191,6 +194,25 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.s
        EXISTS (SELECT 1 FROM chosen)
 FROM ring_end e
 WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
+
+-- name: claim_notified_jobs
+-- An idle worker's fast path: claim the jobs that insert notices named, by
+-- primary key, instead of walking every tenant's queue. Only those still
+-- queued and due, of a (type, queue) this worker runs (%(kinds)s: type, unit
+-- separator, queue), outside paused queues. No SKIP LOCKED: of several idle
+-- workers, the others wait for the first one's claim to commit (a moment), then
+-- find the row no longer queued. A plain statement, because it is cheap to
+-- plan (the server plans it on each run). Returns claim_jobs' columns of a job.
+UPDATE jobs AS j
+SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
+    lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
+    updated_at = now()
+WHERE (j.tenant, j.job_id) IN (SELECT * FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]))
+  AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
+  AND j.type || chr(31) || j.queue = ANY (%(kinds)s::text[])
+  AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = j.queue)
+RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
+          j.cancel_requested, j.metadata -> 'trace' AS trace;
 
 -- name: lock_held_jobs
 -- First statement of a completion: lock the batch's rows this worker still holds
