@@ -703,8 +703,9 @@ def entry() -> NoReturn:
     """The ``algajobs`` program (console script and ``python -m algajobs``): the CLI, then the process exit.
 
     Once the command has finished and everything it opened is closed, the
-    process ends with ``os._exit`` after the normal exit work (non-daemon
-    threads joined, ``atexit`` handlers run, output flushed), skipping only the
+    process ends with ``os._exit`` after the normal exit work (threading's exit
+    hooks run and non-daemon threads joined, ``atexit`` handlers run, output
+    flushed), skipping only the
     interpreter's teardown. Temporal's native client keeps runtime threads
     that can call into Python while the interpreter is torn down; a few
     percent of short-lived processes that used it then aborted or crashed
@@ -716,14 +717,23 @@ def entry() -> NoReturn:
         code: int = 0
     except SystemExit as exc:
         code = _exit_status(exc.code)
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    try:
+        # What the interpreter's exit does first: threading's exit hooks (they stop idle
+        # ThreadPoolExecutor workers), then it waits for the non-daemon threads.
+        _threading_shutdown()
+    except KeyboardInterrupt:  # a second Ctrl-C while a thread finishes: stop waiting, as Python does
+        code = code or 130
     atexit._run_exitfuncs()  # flushes logging and OpenTelemetry exporters, as a normal exit would
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe must not turn the status into a traceback
             stream.flush()
     os._exit(code)
+
+
+def _threading_shutdown() -> None:
+    # Private, but it is the very function the interpreter calls at exit; there is no public one.
+    shutdown: Callable[[], None] = threading._shutdown  # type: ignore[attr-defined]
+    shutdown()
 
 
 def _exit_status(code: object) -> int:

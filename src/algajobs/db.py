@@ -40,14 +40,22 @@ Pool = AsyncConnectionPool[Connection]
 
 # Infrastructure errors worth retrying: the connection dropped or the server
 # restarts. Query bugs (ProgrammingError, IntegrityError...) are not retried, nor is
-# a program limit (SQLSTATE class 54, an OperationalError to the driver): the same
-# statement exceeds it again.
+# a program limit (see _program_limit), which the driver counts as operational.
 TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for an error worth retrying (see ``TRANSIENT``)."""
-    return isinstance(exc, TRANSIENT) and not isinstance(exc, psycopg.errors.ProgramLimitExceeded)
+    return isinstance(exc, TRANSIENT) and not _program_limit(exc)
+
+
+def _program_limit(exc: BaseException) -> bool:
+    """A limit the same statement exceeds again (SQLSTATE class 54: a value or statement too large).
+
+    Not a full NOTIFY queue (also 54000): listeners drain it, so it passes.
+    """
+    state = getattr(exc, "sqlstate", None) or ""
+    return state.startswith("54") and "NOTIFY" not in str(exc)
 
 
 _FIRST_BACKOFF = 0.05
@@ -77,13 +85,18 @@ def batch_spans(sizes: Sequence[int], limit: int = BATCH_BYTES) -> list[tuple[in
 def refused_for_its_data(exc: BaseException) -> bool:
     """True when PostgreSQL refused a statement (``exc`` or the driver error it was raised from) for what it holds.
 
-    Invalid or out-of-range data (SQLSTATE class 22), a program limit (54), or
-    an internal error (XX000), such as the 1 GiB allocation limit that a jsonb
-    value of about 40 MB of dense numbers passes once parsed (binary jsonb is
-    up to 6x its text). Sending the same data again fails again.
+    Invalid or out-of-range data (SQLSTATE class 22), a program limit (54, not a
+    full NOTIFY queue), or the 1 GiB allocation limit (an internal error, XX000,
+    whose message the server never translates), which a jsonb value of about
+    40 MB of dense numbers outgrows once parsed. Sending the same data again
+    fails again. Other internal errors are not counted: they say nothing of the data.
     """
     cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
-    return isinstance(cause, psycopg.DataError | psycopg.errors.ProgramLimitExceeded | psycopg.errors.InternalError_)
+    if cause is None:
+        return False
+    if isinstance(cause, psycopg.DataError) or _program_limit(cause):
+        return True
+    return getattr(cause, "sqlstate", None) == "XX000" and "invalid memory alloc request size" in str(cause)
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:

@@ -31,6 +31,15 @@ _last_ms = 0
 _next_count = 0
 
 
+def _after_fork() -> None:
+    # A fork while another thread held the lock would leave the child's copy held for good.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def new_job_id() -> UUID:
     """One new job id."""
     return new_job_ids(1)[0]

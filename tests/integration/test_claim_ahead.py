@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, ScheduleResult, Settings
-from tests.helpers import eventually
+from tests.helpers import DSN, eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -159,3 +160,37 @@ async def test_a_cancelled_job_handed_back_for_want_of_a_slot_ends_cancelled(
     gate.release.set()
     assert (await eventually(lambda: _status(two_slots, w2), lambda s: s[0].is_finished))[0] is JobStatus.COMPLETED
     assert "w1" not in gate.started
+
+
+async def test_jobs_claimed_together_start_in_priority_order(settings: Settings) -> None:
+    """One slot, so jobs claimed ahead wait: the higher priority starts first, whatever the table order.
+
+    An UPDATE returns its rows in table order; started in that order, a low-priority job
+    inserted first overtook higher ones claimed in the same statement.
+    """
+    ran: list[str] = []
+    registry = JobRegistry()
+
+    @registry.handler("ordered")
+    async def ordered(ctx: JobContext, data: str) -> None:
+        ran.append(data)
+
+    conf = settings.model_copy(update={"worker_concurrency": 1})
+    async with PostgresRunner(conf, registry) as runner:
+        for rounds in range(3):
+            # One commit: the worker sees both batches at once, the low one first in the table.
+            async with await psycopg.AsyncConnection.connect(DSN) as conn:
+                await conn.execute(f"SET search_path = {settings.schema_name}")
+                low = await runner.schedule_jobs(
+                    "ordered", [f"low-{rounds}-{n}" for n in range(3)], tenant_id="t", connection=conn
+                )
+                high = await runner.schedule_jobs(
+                    "ordered", [f"high-{rounds}-{n}" for n in range(3)], tenant_id="t", priority=5, connection=conn
+                )
+            if rounds == 0:
+                await runner.start()
+            for job in [*low, *high]:
+                await runner.wait_for_result(job.job_id, tenant_id="t", timeout=10)
+            batch, ran[:] = list(ran), []
+            assert [name.split("-")[0] for name in batch] == ["high"] * 3 + ["low"] * 3, batch
+        await runner.stop()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+import psycopg
 
 from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, Settings
 from algajobs.db import Database
 from algajobs.fallback.queue import QueueOps
 from algajobs.limits import Limits
-from tests.helpers import eventually
+from tests.helpers import DSN, eventually
 
 
 def _registry(ran: list[Any], *, reports: bool = True) -> JobRegistry:
@@ -52,6 +55,64 @@ async def test_an_idle_worker_claims_each_notified_job_by_key(settings: Settings
         assert worker.stats.claimed_by_notice == 3
         await runner.stop()
     assert ran == [0, 1, 2]
+
+
+async def test_of_two_idle_workers_one_claims_the_notified_job(settings: Settings) -> None:
+    ran: list[Any] = []
+    async with contextlib.AsyncExitStack() as stack:
+        runners = [await stack.enter_async_context(PostgresRunner(settings, _registry(ran))) for _ in range(2)]
+        for runner in runners:
+            await runner.start()
+        for runner in runners:
+            await _idle(runner)
+        job = await runners[0].schedule_job("mail", "once", tenant_id="acme")
+        assert await runners[0].wait_for_result(job.job_id, tenant_id="acme", timeout=10) == "once"
+        claimed = [r.worker.stats.claimed_by_notice for r in runners if r.worker is not None]
+        for runner in runners:
+            await runner.stop()
+    assert ran == ["once"]
+    assert sorted(claimed) == [0, 1]
+
+
+async def _order_of(settings: Settings, enqueue: Any) -> tuple[list[Any], int]:
+    """What a one-slot idle worker runs, in order, after ``enqueue(runner, conn)`` commits one transaction."""
+    ran: list[Any] = []
+    conf = settings.model_copy(update={"worker_concurrency": 1})
+    async with PostgresRunner(conf, _registry(ran)) as runner:
+        await runner.start()
+        await _idle(runner)
+        async with await psycopg.AsyncConnection.connect(DSN) as conn:
+            await conn.execute(f"SET search_path = {settings.schema_name}")
+            jobs = await enqueue(runner, conn)
+        for job in jobs:
+            await runner.wait_for_result(job.job_id, tenant_id="acme", timeout=10)
+        worker = runner.worker
+        assert worker is not None
+        by_notice = worker.stats.claimed_by_notice
+        await runner.stop()
+    return ran, by_notice
+
+
+async def test_more_notified_jobs_than_free_slots_go_in_priority_order(settings: Settings) -> None:
+    """Two single jobs in one commit, one slot: the usual claim picks, so the higher priority runs first."""
+
+    async def enqueue(runner: PostgresRunner, conn: Any) -> list[Any]:
+        low = await runner.schedule_job("mail", "low", tenant_id="acme", connection=conn)
+        high = await runner.schedule_job("mail", "high", tenant_id="acme", priority=5, connection=conn)
+        return [low, high]
+
+    assert await _order_of(settings, enqueue) == (["high", "low"], 0)
+
+
+async def test_a_notified_job_does_not_overtake_work_no_notice_named(settings: Settings) -> None:
+    """A batch (its notice names no job) and a single job in one commit: priority decides, not the notice."""
+
+    async def enqueue(runner: PostgresRunner, conn: Any) -> list[Any]:
+        low = await runner.schedule_job("mail", "low", tenant_id="acme", connection=conn)
+        high = await runner.schedule_jobs("mail", ["high-1", "high-2"], tenant_id="acme", priority=5, connection=conn)
+        return [low, *high]
+
+    assert await _order_of(settings, enqueue) == (["high-1", "high-2", "low"], 0)
 
 
 async def test_a_worker_with_caps_leaves_notified_jobs_to_the_usual_claim(settings: Settings) -> None:

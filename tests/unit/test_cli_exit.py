@@ -15,7 +15,7 @@ def _program(argv: list[str], before: str = "") -> subprocess.CompletedProcess[s
     """Run ``entry()`` in a fresh interpreter with ``argv``, after the setup code ``before``."""
     code = textwrap.dedent(before) + f"\nimport sys\nsys.argv = ['algajobs', *{argv!r}]\n"
     code += "from algajobs.cli import entry\nentry()\n"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
 
 
 def test_output_reaches_a_pipe_and_atexit_handlers_run() -> None:
@@ -42,6 +42,17 @@ def test_non_daemon_threads_finish_before_the_exit() -> None:
     done = _program(["--help"], before)
     assert done.returncode == 0, done.stderr
     assert "thread finished" in done.stdout
+
+
+def test_an_idle_thread_pool_does_not_keep_the_program_waiting() -> None:
+    """A handler module's executor, used and still referenced: its idle workers are told to stop, as at exit."""
+    before = """
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(2)
+        assert pool.submit(lambda: 42).result() == 42
+    """
+    done = _program(["--help"], before)  # hangs until the timeout without threading's exit hooks
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize(("code", "status"), [(None, 0), (0, 0), (3, 3), ("bye", 1)])

@@ -60,6 +60,9 @@ async def test_a_program_limit_is_not_retried_though_the_driver_calls_it_operati
     [
         (psycopg.errors.InvalidTextRepresentation("invalid input syntax for type json"), True),
         (psycopg.errors.InternalError_("invalid memory alloc request size 1073741824"), True),
+        (psycopg.errors.StatementTooComplex("stack depth limit exceeded"), True),
+        (psycopg.errors.InternalError_("cache lookup failed for type 16384"), False),
+        (psycopg.errors.ProgramLimitExceeded("too many notifications in the NOTIFY queue"), False),
         (psycopg.errors.DeadlockDetected("deadlock detected"), False),
         (psycopg.errors.UniqueViolation("duplicate"), False),
         (psycopg.OperationalError("connection lost"), False),
@@ -75,6 +78,25 @@ def translate_from(error: psycopg.Error) -> Exception:
         raise translate(error, "test") from error
     except Exception as typed:  # noqa: BLE001 - returned for inspection
         return typed
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (psycopg.errors.StatementTooComplex("stack depth limit exceeded"), False),
+        (psycopg.errors.TooManyColumns("tables can have at most 1600 columns"), False),
+        (psycopg.errors.ProgramLimitExceeded("too many notifications in the NOTIFY queue"), True),
+        (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
+    ],
+)
+async def test_program_limits_are_final_but_a_full_notify_queue_passes(error: psycopg.Error, retried: bool) -> None:
+    operation = Flaky(1, error)
+    if retried:
+        assert await with_retry(operation, deadline=5, what="test") == 2
+    else:
+        with pytest.raises(type(error)):
+            await with_retry(operation, deadline=5, what="test")
+        assert operation.calls == 1
 
 
 async def test_retries_stop_at_the_deadline() -> None:

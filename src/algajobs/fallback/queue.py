@@ -114,6 +114,10 @@ class QueueOps:
         more = rows[0]["ring_size"] >= limit
         if rows[0]["job_id"] is None:
             return ClaimRound([], contended=rows[0]["contended"], more_tenants=more)
+        if any(r["priority"] != rows[0]["priority"] for r in rows):
+            # Jobs claimed ahead start in list order as slots free: the higher priority first (stable:
+            # within a priority, the order the rows came in).
+            rows.sort(key=lambda r: -r["priority"])
         return ClaimRound(self._claimed(rows), more_tenants=more)
 
     async def claim_notified(self, named: Sequence[tuple[str, UUID]], allowed: ClaimFilter) -> list[ClaimedJob]:

@@ -112,9 +112,11 @@ class PostgresWorker:
         self._next_due: float | None = None
         self._completions: list[Completion] = []
         self._completion_ready = asyncio.Event()
-        # Jobs that insert notices named while this worker was idle, to claim by key (see _claim_notified).
+        # Jobs that insert notices named while this worker was idle, to claim by key (see _claim_notified),
+        # unless other work became due meanwhile.
         self._idle = False
         self._notified: list[tuple[str, UUID]] = []
+        self._unnamed_work = False
         self._listener = Listener(settings, on_due=self._on_due, on_cancel=self._on_cancel, on_job=self._on_job)
         self._fetcher: asyncio.Task[None] | None = None
         # Side loops are supervised: a crash is logged with its traceback and the loop
@@ -186,6 +188,7 @@ class PostgresWorker:
 
     def _on_due(self, epoch: float | None) -> None:
         if epoch is None or epoch <= time.time():
+            self._unnamed_work = True  # jobs no notice named are due: only the usual claim orders them all
             self._wake.set()
         elif self._next_due is None or epoch < self._next_due:
             self._next_due = epoch
@@ -193,8 +196,11 @@ class PostgresWorker:
 
     def _on_job(self, tenant: str, job_id: UUID) -> None:
         # Kept only while idle: a job queued while this worker is busy waits its turn in the usual claim.
-        if self._idle and len(self._notified) < self._settings.worker_concurrency:
-            self._notified.append((tenant, job_id))
+        if self._idle and not self._limits.capped:
+            if len(self._notified) < self._settings.worker_concurrency:
+                self._notified.append((tenant, job_id))
+            else:
+                self._unnamed_work = True  # more than it could run: the usual claim picks by priority
         self._wake.set()
 
     def _on_cancel(self, job_id: UUID) -> None:
@@ -266,18 +272,22 @@ class PostgresWorker:
     async def _claim_notified(self) -> None:
         """Claim the jobs that notices named while this worker was idle, by key; the usual claim follows.
 
-        The usual claim walks every tenant's queue: ~1 ms of server time where a
-        lookup by key takes ~0.1. With caps the usual claim decides (it knows the room).
+        The usual claim walks every tenant's queue: ~1.5 ms of server time where a
+        lookup by key takes ~0.4. Only when the named jobs are all the work that
+        became due (no other wake-up, no due time passed) and all fit in the free
+        slots: then no job is chosen over another, so priority order and tenant
+        shares are the usual claim's. With caps the usual claim decides (it knows the room).
         """
         named, self._notified = self._notified, []
         free = self._settings.worker_concurrency - len(self._running)
-        if self._limits.capped or free <= 0 or self.state is not WorkerState.RUNNING:
+        due_passed = self._next_due is not None and self._next_due <= time.time()
+        if self._unnamed_work or due_passed or len(named) > free or self.state is not WorkerState.RUNNING:
             return
         allowed = self._limits.claim_filter()
         if not allowed.types:
             return
         try:
-            jobs = await self._ops.claim_notified(named[:free], allowed)
+            jobs = await self._ops.claim_notified(named, allowed)
         except Exception as exc:  # noqa: BLE001 - the usual claim comes next, and reports a lasting failure
             log.warning("claiming notified jobs failed (%s); claiming as usual", exc)
             return
@@ -296,7 +306,7 @@ class PostgresWorker:
                 self._next_due = None
                 return
             timeout = min(timeout, until)
-        self._idle = True
+        self._idle, self._unnamed_work = True, False
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -183,12 +183,13 @@ claimed AS (
     -- reports contention, so the worker claims again at once.
     WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM locked))
     RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
-              j.cancel_requested, j.metadata -> 'trace' AS trace
+              j.cancel_requested, j.metadata -> 'trace' AS trace, j.priority, j.run_at
 )
+-- In table order, not the order chosen: the worker puts them in priority order.
 SELECT c.*, e.tenant AS ring_end, e.size AS ring_size, false AS contended
 FROM claimed c CROSS JOIN ring_end e
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.size,
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.tenant, e.size,
        -- Contended: there were due jobs to take (read without locks), but other
        -- claims held them all.
        EXISTS (SELECT 1 FROM chosen)
@@ -199,18 +200,25 @@ WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 -- An idle worker's fast path: claim the jobs that insert notices named, by
 -- primary key, instead of walking every tenant's queue. Only those still
 -- queued and due, of a (type, queue) this worker runs (%(kinds)s: type, unit
--- separator, queue), outside paused queues. No SKIP LOCKED: of several idle
--- workers, the others wait for the first one's claim to commit (a moment), then
--- find the row no longer queued. A plain statement, because it is cheap to
--- plan (the server plans it on each run). Returns claim_jobs' columns of a job.
+-- separator, queue), outside paused queues. Locked in key order, skipping rows
+-- another claim holds (that claim takes them), then updated by key: a row
+-- updated since this statement began is re-checked on its newest version.
+-- Cheap to plan, which matters: the server plans it on each run.
+WITH locked AS (
+    SELECT j.tenant, j.job_id FROM jobs j
+    WHERE (j.tenant, j.job_id) IN (SELECT * FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]))
+      AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
+      AND j.type || chr(31) || j.queue = ANY (%(kinds)s::text[])
+      AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = j.queue)
+    ORDER BY j.tenant, j.job_id
+    FOR NO KEY UPDATE OF j SKIP LOCKED
+)
 UPDATE jobs AS j
 SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
     updated_at = now()
-WHERE (j.tenant, j.job_id) IN (SELECT * FROM unnest(%(tenants)s::text[], %(job_ids)s::uuid[]))
-  AND j.status = 'queued' AND j.runner_type = 'postgres' AND j.run_at <= now()
-  AND j.type || chr(31) || j.queue = ANY (%(kinds)s::text[])
-  AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = j.queue)
+FROM locked l
+WHERE j.tenant = l.tenant AND j.job_id = l.job_id AND j.status = 'queued'
 RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
           j.cancel_requested, j.metadata -> 'trace' AS trace;
 
