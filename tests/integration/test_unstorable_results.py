@@ -9,7 +9,7 @@ from algajobs import JobContext, JobRegistry, JobStatus, PostgresRunner, Setting
 from algajobs.db import Database
 from algajobs.fallback.queue import Completion, QueueOps
 from algajobs.limits import Limits
-from tests.helpers import noop_registry
+from tests.helpers import eventually, noop_registry
 
 DENSE_NUMBERS = 20_000_000
 """``[1, 1, ...]`` of this length: 40 MB of JSON, under the 64 MiB result limit, too large for jsonb once parsed."""
@@ -30,10 +30,13 @@ async def test_refused_completions_fail_alone_and_the_rest_complete(settings: Se
             by_id = {job.job_id: job for job in jobs}
             ordered = [by_id[s.job_id] for s in scheduled]
             results = ['{"broken": ' if n in (0, 7) else str(n) for n in range(8)]
-            await ops.complete([Completion(job.held, result) for job, result in zip(ordered, results, strict=True)])
+            refused = await ops.complete(
+                [Completion(job.held, result) for job, result in zip(ordered, results, strict=True)]
+            )
         finally:
             await db.close()
         infos = [await runner.get_job_status(s.job_id, tenant_id="acme") for s in scheduled]
+    assert refused == 2
     assert [i.status for i in infos] == [JobStatus.FAILED, *[JobStatus.COMPLETED] * 6, JobStatus.FAILED]
     assert infos[0].error is not None and infos[0].error.startswith("its result could not be stored: ")
     assert "InvalidTextRepresentation" in infos[0].error
@@ -58,6 +61,10 @@ async def test_a_result_too_large_for_jsonb_fails_its_job_and_the_others_complet
                 break
             await asyncio.sleep(0.1)
             huge = await runner.get_job_status(scheduled[0].job_id, tenant_id="acme")
+        worker = runner.worker
+        assert worker is not None
+        # Counted as completed when the handler returned, then as failed once the server refused it.
+        await eventually(lambda: asyncio.sleep(0, result=(worker.stats.completed, worker.stats.failed)), (10, 1).__eq__)
         await runner.stop()
     assert results == list(range(10))
     # On PostgreSQL 15 the parse of this result fails (invalid memory alloc request size 1073741824).

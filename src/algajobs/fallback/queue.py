@@ -154,10 +154,10 @@ class QueueOps:
             for r in rows
         ]
 
-    async def complete(self, done: Sequence[Completion]) -> None:
+    async def complete(self, done: Sequence[Completion]) -> int:
         """Mark a batch of held jobs completed; one no longer held in that attempt is left alone.
 
-        When PostgreSQL refuses a chunk for what it holds (a result it cannot
+        Returns how many ended failed instead. When PostgreSQL refuses a chunk for what it holds (a result it cannot
         store: see :func:`refused_for_its_data`), the chunk is halved until the
         completions it refuses stand alone; each of those jobs ends ``failed``
         with the server's reason, and every other completion is written. One
@@ -166,10 +166,13 @@ class QueueOps:
         """
         keys = self._db.keys
         results = [d.result_json for d in done] if keys is None else [_sealed(keys, d) for d in done]
+        refused = 0
         for start, end in batch_spans([utf8_size(r or "") for r in results], _COMPLETION_CHUNK_BYTES):
-            await self._complete_chunk(done[start:end], results[start:end])
+            refused += await self._complete_chunk(done[start:end], results[start:end])
+        return refused
 
-    async def _complete_chunk(self, chunk: Sequence[Completion], results: Sequence[str | None]) -> None:
+    async def _complete_chunk(self, chunk: Sequence[Completion], results: Sequence[str | None]) -> int:
+        """Write one chunk; the number of its completions that ended failed instead (see complete)."""
         params = {
             "tenants": json.dumps([d.held.tenant_id for d in chunk]),
             "job_ids": ",".join([d.held.job_id.hex for d in chunk]),  # 32 hex digits: valid uuid input
@@ -186,12 +189,13 @@ class QueueOps:
                 raise
             if len(chunk) > 1:
                 half = len(chunk) // 2
-                await self._complete_chunk(chunk[:half], results[:half])
-                await self._complete_chunk(chunk[half:], results[half:])
-                return
+                first = await self._complete_chunk(chunk[:half], results[:half])
+                return first + await self._complete_chunk(chunk[half:], results[half:])
             (refused,) = chunk
             log.error("job %s completed, but PostgreSQL cannot store its result: %s", refused.held.job_id, exc)
             await self.finish(refused.held, JobStatus.FAILED, f"its result could not be stored: {exc}")
+            return 1
+        return 0
 
     async def finish(self, held: Held, status: JobStatus, error: str | None) -> None:
         """End a held job (in the attempt that ran) as failed or cancelled."""

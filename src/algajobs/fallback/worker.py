@@ -428,7 +428,9 @@ class PostgresWorker:
     async def _flush(self) -> None:
         batch = list(self._completions)
         if batch:
-            await self._ops.complete(batch)
+            if refused := await self._ops.complete(batch):
+                self.stats.completed -= refused  # counted when their handlers returned
+                self.stats.failed += refused
             # Appends during the await landed after the batch; keep them.
             del self._completions[: len(batch)]
 
