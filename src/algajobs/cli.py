@@ -731,6 +731,12 @@ def entry() -> NoReturn:
 
 
 def _threading_shutdown() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        # Called from another thread (embedded use): _shutdown would wait for this very thread.
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
+        return
     # Private, but it is the very function the interpreter calls at exit; there is no public one.
     shutdown: Callable[[], None] = threading._shutdown  # type: ignore[attr-defined]
     shutdown()

@@ -55,7 +55,9 @@ def _program_limit(exc: BaseException) -> bool:
     Not a full NOTIFY queue (also 54000): listeners drain it, so it passes.
     """
     state = getattr(exc, "sqlstate", None) or ""
-    return state.startswith("54") and "NOTIFY" not in str(exc)
+    diag = getattr(exc, "diag", None)
+    message = (diag.message_primary if diag is not None else None) or str(exc)
+    return state.startswith("54") and "NOTIFY" not in message
 
 
 _FIRST_BACKOFF = 0.05

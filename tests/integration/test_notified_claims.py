@@ -36,15 +36,19 @@ def _registry(ran: list[Any], *, reports: bool = True) -> JobRegistry:
 
 
 async def _idle(runner: PostgresRunner) -> None:
-    """Until the worker waits for work (its first claims found nothing)."""
+    """Until the worker listens for notices and waits for work (its first claims found nothing)."""
     worker = runner.worker
     assert worker is not None
-    await eventually(lambda: asyncio.sleep(0, result=worker._idle), bool)
+    await asyncio.wait_for(worker._listener.connected.wait(), 10)
+    # Idle with no wake-up pending (the listener's first connect wakes it for a usual claim).
+    await eventually(lambda: asyncio.sleep(0, result=worker._idle and not worker._wake.is_set()), bool)
 
 
 async def test_an_idle_worker_claims_each_notified_job_by_key(settings: Settings) -> None:
     ran: list[Any] = []
-    async with PostgresRunner(settings, _registry(ran)) as runner:
+    # No poll while idle: a poll's usual claim could take a job just before its notice is read.
+    conf = settings.model_copy(update={"poll_interval": timedelta(seconds=60)})
+    async with PostgresRunner(conf, _registry(ran)) as runner:
         await runner.start()
         for n in range(3):
             await _idle(runner)
@@ -59,8 +63,9 @@ async def test_an_idle_worker_claims_each_notified_job_by_key(settings: Settings
 
 async def test_of_two_idle_workers_one_claims_the_notified_job(settings: Settings) -> None:
     ran: list[Any] = []
+    conf = settings.model_copy(update={"poll_interval": timedelta(seconds=60)})  # as above
     async with contextlib.AsyncExitStack() as stack:
-        runners = [await stack.enter_async_context(PostgresRunner(settings, _registry(ran))) for _ in range(2)]
+        runners = [await stack.enter_async_context(PostgresRunner(conf, _registry(ran))) for _ in range(2)]
         for runner in runners:
             await runner.start()
         for runner in runners:

@@ -65,8 +65,9 @@ async def test_recurring_schedule_fires_and_rows_match_temporal(runner: Temporal
     )
     for row in (r for r in rows if r.status is JobStatus.COMPLETED):
         assert row.external_id is not None
-        described = await temporal_engine(runner).client.get_workflow_handle(row.external_id).describe()
-        assert described.status is WorkflowExecutionStatus.COMPLETED
+        handle = temporal_engine(runner).client.get_workflow_handle(row.external_id)
+        # The row is written by the run's last step, a moment before the run itself closes.
+        described = await eventually(handle.describe, lambda d: d.status is WorkflowExecutionStatus.COMPLETED)
         assert described.run_id == row.external_run_id
         assert row.runner_type is RunnerType.TEMPORAL
         assert row.data == "b"

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -114,10 +114,9 @@ class QueueOps:
         more = rows[0]["ring_size"] >= limit
         if rows[0]["job_id"] is None:
             return ClaimRound([], contended=rows[0]["contended"], more_tenants=more)
-        if any(r["priority"] != rows[0]["priority"] for r in rows):
-            # Jobs claimed ahead start in list order as slots free: the higher priority first (stable:
-            # within a priority, the order the rows came in).
-            rows.sort(key=lambda r: -r["priority"])
+        # Jobs claimed ahead start in list order as slots free: in the order the claim chose them
+        # (priority, then age), which an UPDATE does not return them in.
+        rows.sort(key=_start_order)
         return ClaimRound(self._claimed(rows), more_tenants=more)
 
     async def claim_notified(self, named: Sequence[tuple[str, UUID]], allowed: ClaimFilter) -> list[ClaimedJob]:
@@ -193,13 +192,13 @@ class QueueOps:
                 return first + await self._complete_chunk(chunk[half:], results[half:])
             (refused,) = chunk
             log.error("job %s completed, but PostgreSQL cannot store its result: %s", refused.held.job_id, exc)
-            await self.finish(refused.held, JobStatus.FAILED, f"its result could not be stored: {exc}")
-            return 1
+            ended = await self.finish(refused.held, JobStatus.FAILED, f"its result could not be stored: {exc}")
+            return 1 if ended else 0  # not if its lease had lapsed: then it was not this worker's to end
         return 0
 
-    async def finish(self, held: Held, status: JobStatus, error: str | None) -> None:
-        """End a held job (in the attempt that ran) as failed or cancelled."""
-        await self._run(
+    async def finish(self, held: Held, status: JobStatus, error: str | None) -> bool:
+        """End a held job (in the attempt that ran) as failed or cancelled; False if it was no longer held so."""
+        rows = await self._run(
             "finish_job",
             {
                 "tenant": held.tenant_id,
@@ -210,6 +209,7 @@ class QueueOps:
                 "attempt": held.attempt,
             },
         )
+        return bool(rows)
 
     async def retry_later(self, job: ClaimedJob, error: str, delay: timedelta) -> None:
         """Requeue a held job to run again after ``delay``."""
@@ -253,6 +253,10 @@ class QueueOps:
     async def recover_expired(self) -> int:
         """Requeue (or fail) jobs whose worker stopped heartbeating; return how many."""
         return len(await self._run("recover_expired", {}))
+
+
+def _start_order(row: dict[str, Any]) -> tuple[int, datetime]:
+    return -row["priority"], row["run_at"]
 
 
 def _sealed(keys: KeySet, done: Completion) -> str | None:

@@ -113,7 +113,7 @@ class PostgresWorker:
         self._completions: list[Completion] = []
         self._completion_ready = asyncio.Event()
         # Jobs that insert notices named while this worker was idle, to claim by key (see _claim_notified),
-        # unless other work became due meanwhile.
+        # unless other work became due since the last usual claim was sent.
         self._idle = False
         self._notified: list[tuple[str, UUID]] = []
         self._unnamed_work = False
@@ -234,7 +234,9 @@ class PostgresWorker:
             busy = False
             want = min(free, batch)
             allowed = self._limits.claim_filter()
+            # This claim sees every job committed so far: notices from here on are news.
             self._wake.clear()
+            self._unnamed_work = False
             if not allowed.types:  # every type it serves is at its cap: wait for one to finish
                 await self._idle_wait()
                 continue
@@ -274,9 +276,12 @@ class PostgresWorker:
 
         The usual claim walks every tenant's queue: ~1.5 ms of server time where a
         lookup by key takes ~0.4. Only when the named jobs are all the work that
-        became due (no other wake-up, no due time passed) and all fit in the free
-        slots: then no job is chosen over another, so priority order and tenant
-        shares are the usual claim's. With caps the usual claim decides (it knows the room).
+        became due since the last usual claim was sent (no other wake-up, no due
+        time passed) and all fit in the free slots: then no job is chosen over
+        another, so priority order and tenant shares are the usual claim's. With
+        caps the usual claim decides (it knows the room). A commit's notices
+        arrive together (one read of the listen connection), so the named jobs of
+        one transaction are judged together.
         """
         named, self._notified = self._notified, []
         free = self._settings.worker_concurrency - len(self._running)
@@ -306,7 +311,7 @@ class PostgresWorker:
                 self._next_due = None
                 return
             timeout = min(timeout, until)
-        self._idle, self._unnamed_work = True, False
+        self._idle = True
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

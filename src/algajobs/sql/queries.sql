@@ -201,8 +201,9 @@ WHERE NOT EXISTS (SELECT 1 FROM claimed) AND e.size > 0;
 -- primary key, instead of walking every tenant's queue. Only those still
 -- queued and due, of a (type, queue) this worker runs (%(kinds)s: type, unit
 -- separator, queue), outside paused queues. Locked in key order, skipping rows
--- another claim holds (that claim takes them), then updated by key: a row
--- updated since this statement began is re-checked on its newest version.
+-- another claim holds (that claim takes them), then updated by key: the lock
+-- holds the row's newest version, queued, and the update lands on it even if
+-- that version is newer than this statement's snapshot.
 -- Cheap to plan, which matters: the server plans it on each run.
 WITH locked AS (
     SELECT j.tenant, j.job_id FROM jobs j
@@ -218,7 +219,7 @@ SET status = 'processing', attempts = j.attempts + 1, worker_id = %(worker_id)s,
     lease_expires_at = now() + %(lease)s, started_at = coalesce(j.started_at, now()),
     updated_at = now()
 FROM locked l
-WHERE j.tenant = l.tenant AND j.job_id = l.job_id AND j.status = 'queued'
+WHERE j.tenant = l.tenant AND j.job_id = l.job_id
 RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
           j.cancel_requested, j.metadata -> 'trace' AS trace;
 
