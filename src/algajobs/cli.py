@@ -705,9 +705,9 @@ def entry() -> NoReturn:
     Once the command has finished and everything it opened is closed, the
     process ends with ``os._exit`` after the normal exit work (threading's exit
     hooks run and non-daemon threads joined, ``atexit`` handlers run, output
-    flushed), skipping only the
-    interpreter's teardown. Temporal's native client keeps runtime threads
-    that can call into Python while the interpreter is torn down; a few
+    flushed), skipping only the interpreter's teardown. Temporal's native
+    client keeps runtime threads that can call into Python while the
+    interpreter is torn down; a few
     percent of short-lived processes that used it then aborted or crashed
     *after* a clean finish (temporalio/sdk-python#300), turning a success into
     exit status 134 or 139.

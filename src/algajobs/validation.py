@@ -56,13 +56,13 @@ def preview(value: object) -> str:
     return text if len(text) <= _PREVIEW else f"{text[: _PREVIEW - 3]}..."
 
 
-def storable_text(text: str) -> str:
+def storable_text(text: str | None) -> str | None:
     r"""``text`` as PostgreSQL can store it: a NUL or a lone surrogate becomes its escape (``\x00``, ``\ud800``).
 
     For text the library writes on a user's behalf, such as an exception's
-    message: refusing it would lose the error it reports.
+    message: refusing it would lose the error it reports. None stays None.
     """
-    if storable(text):
+    if text is None or storable(text):
         return text
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
 

@@ -92,3 +92,7 @@ def test_batches_are_sized_in_utf8_bytes(text: str) -> None:
 def test_storable_text_escapes_what_postgresql_refuses(text: str, stored: str) -> None:
     assert validation.storable_text(text) == stored
     assert validation.storable(validation.storable_text(text))
+
+
+def test_storable_text_keeps_no_text_as_none() -> None:
+    assert validation.storable_text(None) is None

@@ -84,7 +84,7 @@ class TemporalRecords:
                 "tenant": finish.tenant_id,
                 "job_id": UUID(finish.job_id),
                 "status": finish.status,
-                "error": finish.error if finish.error is None else storable_text(finish.error),
+                "error": storable_text(finish.error),
                 "result": self._result(finish.result, finish.tenant_id),
             },
         )

@@ -156,12 +156,12 @@ class QueueOps:
     async def complete(self, done: Sequence[Completion]) -> int:
         """Mark a batch of held jobs completed; one no longer held in that attempt is left alone.
 
-        Returns how many ended failed instead. When PostgreSQL refuses a chunk for what it holds (a result it cannot
-        store: see :func:`refused_for_its_data`), the chunk is halved until the
-        completions it refuses stand alone; each of those jobs ends ``failed``
-        with the server's reason, and every other completion is written. One
-        result must not hold back the worker's other completions, whose leases
-        the heartbeat would otherwise renew forever.
+        Returns how many ended failed instead. When PostgreSQL refuses a chunk for
+        what it holds (a result it cannot store: see :func:`refused_for_its_data`),
+        the chunk is halved until the completions it refuses stand alone; each of
+        those jobs ends ``failed`` with the server's reason, and every other
+        completion is written. One result must not hold back the worker's other
+        completions, whose leases the heartbeat would otherwise renew forever.
         """
         keys = self._db.keys
         results = [d.result_json for d in done] if keys is None else [_sealed(keys, d) for d in done]
@@ -204,7 +204,7 @@ class QueueOps:
                 "tenant": held.tenant_id,
                 "job_id": held.job_id,
                 "status": status,
-                "error": error if error is None else storable_text(error),
+                "error": storable_text(error),
                 "worker_id": self.worker_id,
                 "attempt": held.attempt,
             },
