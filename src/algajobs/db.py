@@ -271,19 +271,6 @@ class Database:
 
         return await self._call(run, what)
 
-    async def run_in_one_trip(self, statements: Sequence[tuple[str, Mapping[str, Any]]], *, what: str) -> None:
-        """Run statements whose rows nobody reads in one transaction, sent together (pipeline mode); retried whole."""
-
-        async def run(wait: float) -> None:
-            # No transaction() here: it would add a sync after BEGIN and around COMMIT (four
-            # round trips). Statements pipelined with no sync between them run as one
-            # implicit transaction: all or nothing, each with its own snapshot.
-            async with self.pool.connection(timeout=wait) as conn, conn.pipeline():
-                for name, params in statements:
-                    await conn.execute(QUERIES[name], params)
-
-        await self._call(run, what)
-
     async def ping(self, *, wait: float = 2.0) -> EngineHealth:
         """One ``SELECT 1`` bounded by ``wait`` s: the PostgreSQL engine's health."""
         return await _timed_ping(lambda: self._select_one(wait), wait)

@@ -179,10 +179,8 @@ class QueueOps:
             "results": f"[{','.join(['null' if r is None else r for r in results])}]",
             "worker_id": self.worker_id,
         }
-        # Two statements, sent in one round trip: the second's snapshot sees the versions the first locked.
-        statements = [("lock_held_jobs", params), ("complete_jobs", params)]
         try:
-            await self._db.run_in_one_trip(statements, what="complete_jobs")
+            await self._db.execute("complete_jobs", params)
         except DatabaseError as exc:
             if not refused_for_its_data(exc):
                 raise

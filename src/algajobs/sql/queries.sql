@@ -223,36 +223,20 @@ WHERE j.tenant = l.tenant AND j.job_id = l.job_id
 RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempts, j.user_id,
           j.cancel_requested, j.metadata -> 'trace' AS trace;
 
--- name: lock_held_jobs
--- First statement of a completion: lock the batch's rows this worker still holds
--- in the attempt that ran (a job this worker claimed again after its lease lapsed
--- is a newer attempt, not this one's to finish), found by primary key, in key
--- order (as extend_leases does, so the two never deadlock). NO KEY UPDATE: a
--- once-step's foreign-key check on the row (KEY SHARE) must not block it.
-SELECT h.job_id
-FROM (SELECT t.tenant, i.job_id, a.attempt
-      FROM jsonb_array_elements_text(%(tenants)s::jsonb) WITH ORDINALITY AS t(tenant, n)
-      JOIN unnest(string_to_array(%(job_ids)s, ',')::uuid[]) WITH ORDINALITY AS i(job_id, n) USING (n)
-      JOIN unnest(string_to_array(%(attempts)s, ',')::int[]) WITH ORDINALITY AS a(attempt, n) USING (n)
-      ORDER BY 1, 2) AS u(tenant, job_id, attempt)
-CROSS JOIN LATERAL (
-    SELECT j.job_id FROM jobs j
-    WHERE j.tenant = u.tenant AND j.job_id = u.job_id
-      AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s AND j.attempts = u.attempt
-    FOR NO KEY UPDATE
-) h;
-
 -- name: complete_jobs
--- Second statement, same transaction: finish the rows lock_held_jobs locked; done
--- notices list them for wait_for_result. A new statement takes a new snapshot, in
--- which each locked row's current version is visible, so it is updated by that
--- version's address (found by primary key: no join for the planner to hash). In
--- one statement with the lock, a row updated while the lock waited (a heartbeat)
--- would be locked in a version that statement cannot see, and silently skipped.
--- Only after lock_held_jobs in the same transaction: alone, it would skip rows
--- updated while it ran. The batch comes as JSON arrays of tenants and results and
--- comma-separated ids and attempts: four parameters, not four arrays to encode
--- element by element.
+-- Finish a batch of held jobs, in the attempt that ran (a job this worker
+-- claimed again after its lease lapsed is a newer attempt, not this one's to
+-- finish); done notices list them for wait_for_result. The batch comes as JSON
+-- arrays of tenants and results and comma-separated ids and attempts: four
+-- parameters, not four arrays to encode element by element.
+-- The rows are locked first, in key order (as extend_leases locks them, so the
+-- two never deadlock), each by its own primary-key lookup (LIMIT keeps it one:
+-- flattened into a join, the planner scanned the table). NO KEY UPDATE: a
+-- once-step's foreign-key check on the row (KEY SHARE) must not block it. The
+-- update then finds them by key, not by address: a row the heartbeat renewed
+-- while the lock waited has a version newer than this statement's snapshot, and
+-- an update by key re-checks that version and lands on it (by address, it would
+-- miss it and skip the row).
 WITH batch AS (
     SELECT t.tenant, i.job_id, a.attempt, nullif(r.result, 'null') AS result
     FROM jsonb_array_elements_text(%(tenants)s::jsonb) WITH ORDINALITY AS t(tenant, n)
@@ -260,21 +244,24 @@ WITH batch AS (
     JOIN unnest(string_to_array(%(attempts)s, ',')::int[]) WITH ORDINALITY AS a(attempt, n) USING (n)
     JOIN jsonb_array_elements(%(results)s::jsonb) WITH ORDINALITY AS r(result, n) USING (n)
 ), held AS (
-    SELECT h.ctid, u.result
-    FROM batch AS u
+    SELECT u.tenant, u.job_id, u.result
+    FROM (SELECT * FROM batch ORDER BY tenant, job_id) AS u
     CROSS JOIN LATERAL (
-        -- LIMIT keeps this a lookup per row: flattened into a join, the planner scanned the table.
-        SELECT j.ctid FROM jobs j
+        SELECT 1 FROM jobs j
         WHERE j.tenant = u.tenant AND j.job_id = u.job_id
           AND j.status::text = 'processing' AND j.worker_id = %(worker_id)s AND j.attempts = u.attempt
         LIMIT 1
-    ) h
+        FOR NO KEY UPDATE
+    ) AS h
 ), done AS (
     UPDATE jobs AS j
     SET status = 'completed', result = held.result, progress = 100, completed_at = now(),
         updated_at = now(), worker_id = NULL, lease_expires_at = NULL, error = NULL
     FROM held
-    WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM held)) AND j.ctid = held.ctid
+    -- The arrays steer the scan to the primary key; the join pairs each row with its result.
+    WHERE j.tenant = ANY (ARRAY(SELECT DISTINCT tenant FROM held))
+      AND j.job_id = ANY (ARRAY(SELECT job_id FROM held))
+      AND j.tenant = held.tenant AND j.job_id = held.job_id
     RETURNING j.job_id
 ), chunked AS (
     -- A notice holds under 8000 bytes: at most 200 ids (7,400 bytes) each.
