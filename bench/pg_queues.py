@@ -9,7 +9,11 @@ each peer in the configuration its own documentation and benchmark recommend
 - end-to-end throughput draining N queued jobs: from worker start until the
   system's own tables record every job finished;
 - pickup latency p50/p99: a job scheduled to an idle, listening worker, from
-  just before the enqueue call to the handler's first line.
+  just before the enqueue call to the handler's first line;
+- CPU per job during the drain, in this process and in the PostgreSQL server
+  (every server process, from /proc: the server must run on this machine). On
+  a machine whose cores both systems saturate, client and server CPU together
+  decide throughput, and they move less between runs than the wall clock.
 
 Fairness rules: systems run one after another, never at once (the machine has
 few cores); the order rotates from run to run; each (run, system) gets a freshly
