@@ -11,9 +11,10 @@ each peer in the configuration its own documentation and benchmark recommend
 - pickup latency p50/p99: a job scheduled to an idle, listening worker, from
   just before the enqueue call to the handler's first line;
 - CPU per job during the drain, in this process and in the PostgreSQL server
-  (every server process, from /proc: the server must run on this machine). On
-  a machine whose cores both systems saturate, client and server CPU together
-  decide throughput, and they move less between runs than the wall clock.
+  (every server process, from /proc: the server must run on this machine):
+  what a job costs, which moves less between runs than the wall clock on a
+  shared machine. Throughput over total CPU shows how much of that work a
+  system overlaps.
 
 Fairness rules: systems run one after another, never at once (the machine has
 few cores); the order rotates from run to run; each (run, system) gets a freshly
@@ -213,9 +214,8 @@ class DrainClock:
 def finished(result: Result, cfg: Config, clock: DrainClock) -> None:
     """End of a drain: throughput, and CPU per job in this process and in the server.
 
-    On two shared cores both systems saturate the machine, so the CPU a job costs
-    (client and server together) decides throughput, and is steadier from run to
-    run than the wall clock, which other tenants of the machine move.
+    The CPU a job costs is steadier from run to run than the wall clock, which
+    other tenants of a shared machine move.
     """
     result.figures["throughput_per_s"] = cfg.jobs / (time.perf_counter() - clock.wall)
     client = (time.process_time() - clock.cpu) / cfg.jobs * 1e6

@@ -230,8 +230,8 @@ RETURNING j.tenant, j.job_id, j.type, j.queue, j.data, j.attempts, j.max_attempt
 -- arrays of tenants and results and comma-separated ids and attempts: four
 -- parameters, not four arrays to encode element by element.
 -- The rows are locked first, in key order (as extend_leases locks them, so the
--- two never deadlock), each by its own primary-key lookup (LIMIT keeps it one:
--- flattened into a join, the planner scanned the table). NO KEY UPDATE: a
+-- two never deadlock), each by its own primary-key lookup (LIMIT keeps it a
+-- lookup the planner cannot turn into a scan). NO KEY UPDATE: a
 -- once-step's foreign-key check on the row (KEY SHARE) must not block it. The
 -- update then finds them by key, not by address: a row the heartbeat renewed
 -- while the lock waited has a version newer than this statement's snapshot, and
